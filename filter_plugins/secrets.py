@@ -1,0 +1,402 @@
+"""Deterministic secret derivation and password-hash filters for Eterna Home.
+
+Every service credential is derived from one vaulted master key (``vault_eterna_master_key``) with HKDF-SHA256,
+so nothing but the master key has to be stored.  The hash filters turn such derived passwords into the verifier
+formats that PostgreSQL, RabbitMQ and htpasswd files store.  Their salts are derived from the password itself so a
+re-run of a play renders byte-identical files (no spurious "changed").
+
+Security note: because the salts are an HMAC of the password, each verifier also exposes a *fast* HMAC-SHA256
+oracle for its password.  That is harmless for the high-entropy passwords produced by ``derive_secret`` (which is
+what these filters are for) but it removes the brute-force resistance of PBKDF2/bcrypt, so do not feed
+human-chosen passwords to them.
+
+All logic lives in plain, typed functions; ``FilterModule`` only maps the public names.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import math
+import re
+import string
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - exercised only when ansible is absent
+
+    class AnsibleFilterError(ValueError):  # type: ignore[no-redef]
+        """Stand-in used when ansible-core is not importable."""
+
+
+HKDF_SALT = b"eterna-home/v1"
+HASH_LEN = hashlib.sha256().digest_size  # 32
+HKDF_MAX_OUTPUT = 255 * HASH_LEN
+
+ALNUM_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits
+FORMATS = ("alnum", "hex", "base64url")
+MIN_LENGTH = 16
+MIN_HEX_LENGTH = 32
+MAX_LENGTH = 1024
+MIN_KEY_BITS = 256
+
+SCRAM_MIN_ITERATIONS = 4096
+SCRAM_SALT_LEN = 16
+RABBITMQ_SALT_LEN = 4
+BCRYPT_MAX_PASSWORD_BYTES = 72
+
+_PURPOSE_RE = re.compile(r"[a-z0-9_./-]+")
+_HEX_CHARS = frozenset(string.hexdigits)
+_DIGITS = frozenset(string.digits)
+_LOWER = frozenset(string.ascii_lowercase)
+_UPPER = frozenset(string.ascii_uppercase)
+_B64_CHARS = frozenset(string.ascii_letters + string.digits + "+/-_")
+_PUNCT_AND_SPACE = frozenset(string.punctuation + " ")
+_STD_B64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+_BCRYPT_B64 = "./" + string.ascii_uppercase + string.ascii_lowercase + string.digits
+_TO_BCRYPT_B64 = str.maketrans(_STD_B64, _BCRYPT_B64)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# argument helpers
+
+
+def _fail(func: str, message: str) -> AnsibleFilterError:
+    return AnsibleFilterError(f"{func}: {message}")
+
+
+def _as_str(func: str, name: str, value: Any) -> str:
+    """Return ``value`` as a plain ``str`` or raise naming the argument."""
+    if value is None:
+        raise _fail(func, f"{name} is missing (got None)")
+    if isinstance(value, str):
+        return str(value)
+    if type(value).__name__ == "EncryptedString":  # ansible-core >= 2.19 vaulted value, decrypts on str()
+        return str(value)
+    raise _fail(func, f"{name} must be a string, got {type(value).__name__}")
+
+
+def _as_int(func: str, name: str, value: Any) -> int:
+    """Accept ints and decimal strings (extra-vars arrive as strings); refuse bools and anything else."""
+    if isinstance(value, bool):
+        raise _fail(func, f"{name} must be an integer, got bool")
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        return int(value.strip())
+    raise _fail(func, f"{name} must be an integer, got {value!r}")
+
+
+def _require_password(func: str, password: Any, *, ascii_only: bool) -> str:
+    text = _as_str(func, "password", password)
+    if not text:
+        raise _fail(func, "password is empty")
+    if "\x00" in text:
+        raise _fail(func, "password contains a NUL character")
+    if ascii_only and not text.isascii():
+        raise _fail(
+            func,
+            "password contains non-ASCII characters; SASLprep is not implemented here "
+            "(derived secrets are ASCII, use derive_secret output)",
+        )
+    return text
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HKDF (RFC 5869)
+
+
+def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract with SHA-256: PRK = HMAC(salt, IKM); an empty salt means HashLen zero bytes."""
+    return hmac.new(salt or bytes(HASH_LEN), ikm, hashlib.sha256).digest()
+
+
+def _hkdf_blocks(prk: bytes, info: bytes) -> Iterator[bytes]:
+    """Yield T(1), T(2), ... T(255) of HKDF-Expand; the stream is prefix-stable for any output length."""
+    previous = b""
+    for counter in range(1, 256):
+        previous = hmac.new(prk, previous + info + bytes([counter]), hashlib.sha256).digest()
+        yield previous
+
+
+def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-Expand with SHA-256 returning ``length`` bytes (at most 255 * 32)."""
+    if not 0 <= length <= HKDF_MAX_OUTPUT:
+        raise ValueError(f"HKDF-SHA256 can produce at most {HKDF_MAX_OUTPUT} bytes, asked for {length}")
+    out = bytearray()
+    for block in _hkdf_blocks(prk, info):
+        if len(out) >= length:
+            break
+        out += block
+    return bytes(out[:length])
+
+
+def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    """Full HKDF-SHA256 (extract then expand)."""
+    return hkdf_expand(hkdf_extract(salt, ikm), info, length)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# master key strength
+
+
+def estimate_key_bits(key: str) -> float:
+    """Estimate the entropy of ``key`` in bits as ``len(key) * log2(alphabet size)``.
+
+    The alphabet is the smallest one that explains the whole string, tried in this order:
+
+    * only decimal digits                          -> 10 symbols
+    * only hex digits ``[0-9a-fA-F]``              -> 16 symbols (so a hex key needs >= 64 chars)
+    * only base64/base64url symbols ``[A-Za-z0-9+/_-]`` (up to two trailing ``=`` ignored) and containing both
+      upper- and lower-case letters               -> 64 symbols (so such a key needs >= 43 chars)
+    * anything else: the sum of the sizes of the character classes that occur -- lower case 26, upper case 26,
+      digits 10, ASCII punctuation and space 33, anything else (non-ASCII, control characters) 128.
+
+    This is an upper bound that only looks at the alphabet, not at repetition: it rejects short and obviously
+    narrow keys, it cannot prove that a key was generated randomly.
+    """
+    if not key:
+        return 0.0
+    chars = set(key)
+    if chars <= _DIGITS:
+        return len(key) * math.log2(10)
+    if chars <= _HEX_CHARS:
+        return len(key) * 4.0
+    has_upper = bool(chars & _UPPER)
+    has_lower = bool(chars & _LOWER)
+    body = key[:-2] + key[-2:].rstrip("=")
+    if body and set(body) <= _B64_CHARS and has_upper and has_lower:
+        return len(body) * 6.0
+    pool = 26 * has_lower + 26 * has_upper + 10 * bool(chars & _DIGITS) + 33 * bool(chars & _PUNCT_AND_SPACE)
+    if chars - _LOWER - _UPPER - _DIGITS - _PUNCT_AND_SPACE:
+        pool += 128
+    return len(key) * math.log2(pool) if pool > 1 else 0.0
+
+
+def _require_master_key(func: str, master_key: Any) -> bytes:
+    key = _as_str(func, "master_key", master_key)
+    if not key:
+        raise _fail(func, "master_key is empty (is vault_eterna_master_key defined and decrypted?)")
+    if key != key.strip():
+        raise _fail(func, "master_key has leading/trailing whitespace; strip it so every host derives the same")
+    bits = estimate_key_bits(key)
+    if bits < MIN_KEY_BITS:
+        raise _fail(
+            func,
+            f"master_key is too weak: about {bits:.0f} bits estimated, at least {MIN_KEY_BITS} required "
+            "(use >= 64 hex chars, e.g. scripts/new-vault.sh)",
+        )
+    return key.encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# derive_secret
+
+
+def _validate_length(func: str, length: int, fmt: str) -> None:
+    if fmt == "hex":
+        if length < MIN_HEX_LENGTH or length > MAX_LENGTH or length % 2:
+            raise _fail(
+                func, f"length must be an even number between {MIN_HEX_LENGTH} and {MAX_LENGTH} for hex, got {length}"
+            )
+    elif not MIN_LENGTH <= length <= MAX_LENGTH:
+        raise _fail(func, f"length must be between {MIN_LENGTH} and {MAX_LENGTH} for {fmt}, got {length}")
+
+
+def _alnum_from_stream(blocks: Iterator[bytes], length: int) -> str:
+    """Map bytes to [A-Za-z0-9] without modulo bias: bytes >= 248 (= 4 * 62) are rejected."""
+    limit = 256 - 256 % len(ALNUM_ALPHABET)
+    chars: list[str] = []
+    for block in blocks:
+        for byte in block:
+            if byte < limit:
+                chars.append(ALNUM_ALPHABET[byte % len(ALNUM_ALPHABET)])
+                if len(chars) == length:
+                    return "".join(chars)
+    # 8160 bytes with a 3% rejection rate cannot realistically fall short of 1024 characters.
+    raise AnsibleFilterError("derive_secret: HKDF output exhausted while building an alnum secret")
+
+
+def derive_secret(master_key: str, purpose: str, generation: int = 0, length: int = 32, fmt: str = "alnum") -> str:
+    """Derive a stable secret for ``purpose`` from the master key with HKDF-SHA256 (RFC 5869).
+
+    IKM is the UTF-8 master key, salt is ``b"eterna-home/v1"`` and info is ``f"{purpose}#{generation}"``
+    (``#`` cannot occur in a purpose, so the encoding is unambiguous).  Bump ``generation`` to rotate one secret.
+
+    ``length`` counts output characters.  Formats:
+
+    * ``alnum`` (default): ``[A-Za-z0-9]`` by rejection sampling of the HKDF stream, 16..1024 chars;
+    * ``hex``: lower-case hex, an even length of 32..1024 chars;
+    * ``base64url``: URL-safe base64 without padding, 16..1024 chars.
+
+    The master key must pass the strength rule documented in :func:`estimate_key_bits` (>= 256 bits), the purpose
+    must match ``[a-z0-9_./-]+`` and the generation must be >= 0.
+    """
+    func = "derive_secret"
+    key = _require_master_key(func, master_key)
+    purpose_s = _as_str(func, "purpose", purpose)
+    if not purpose_s:
+        raise _fail(func, "purpose is empty")
+    if not _PURPOSE_RE.fullmatch(purpose_s):
+        raise _fail(func, f"purpose {purpose_s!r} is malformed; only [a-z0-9_./-] characters are allowed")
+    gen = _as_int(func, "generation", generation)
+    if gen < 0:
+        raise _fail(func, f"generation must be >= 0, got {gen}")
+    size = _as_int(func, "length", length)
+    fmt_s = _as_str(func, "fmt", fmt)
+    if fmt_s not in FORMATS:
+        raise _fail(func, f"fmt {fmt_s!r} is unknown; use one of {', '.join(FORMATS)}")
+    _validate_length(func, size, fmt_s)
+
+    prk = hkdf_extract(HKDF_SALT, key)
+    info = f"{purpose_s}#{gen}".encode()
+    if fmt_s == "hex":
+        return hkdf_expand(prk, info, size // 2).hex()
+    if fmt_s == "base64url":
+        raw = hkdf_expand(prk, info, math.ceil(size * 3 / 4))
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")[:size]
+    return _alnum_from_stream(_hkdf_blocks(prk, info), size)
+
+
+def app_secret_key(master_key: str, generation: int = 0) -> str:
+    """256-bit application secret key as 64 lower-case hex characters (purpose ``app/secret_key``)."""
+    return derive_secret(master_key, "app/secret_key", generation, 64, "hex")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# PostgreSQL SCRAM-SHA-256
+
+
+def scram_sha256_verifier(password: str, salt: bytes, iterations: int = SCRAM_MIN_ITERATIONS) -> str:
+    """Return the PostgreSQL ``rolpassword`` string for ``password`` with an explicit salt (RFC 5802 / 7677).
+
+    ``SCRAM-SHA-256$<iterations>:<b64 salt>$<b64 StoredKey>:<b64 ServerKey>``.  The password must be ASCII:
+    PostgreSQL passes pure-ASCII passwords through SASLprep unchanged, which is the only case handled here.
+    """
+    func = "scram_sha256_verifier"
+    text = _require_password(func, password, ascii_only=True)
+    if not isinstance(salt, bytes) or not salt:
+        raise _fail(func, "salt must be non-empty bytes")
+    rounds = _as_int(func, "iterations", iterations)
+    if rounds < 1:
+        raise _fail(func, f"iterations must be positive, got {rounds}")
+    salted = hashlib.pbkdf2_hmac("sha256", text.encode("ascii"), salt, rounds)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    return f"SCRAM-SHA-256${rounds}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def postgres_scram(password: str, salt_seed: str = "", iterations: int = SCRAM_MIN_ITERATIONS) -> str:
+    """PostgreSQL SCRAM-SHA-256 verifier with a deterministic 16-byte salt.
+
+    salt = HMAC-SHA256(key=password, msg="eterna-scram-salt:" + salt_seed)[:16], so re-rendering gives the same
+    verifier.  Only for high-entropy (derived) ASCII passwords, see the module docstring.
+    """
+    func = "postgres_scram"
+    text = _require_password(func, password, ascii_only=True)
+    seed = _as_str(func, "salt_seed", salt_seed)
+    rounds = _as_int(func, "iterations", iterations)
+    if rounds < SCRAM_MIN_ITERATIONS:
+        raise _fail(func, f"iterations must be >= {SCRAM_MIN_ITERATIONS}, got {rounds}")
+    salt = hmac.new(text.encode("ascii"), f"eterna-scram-salt:{seed}".encode(), hashlib.sha256).digest()
+    return scram_sha256_verifier(text, salt[:SCRAM_SALT_LEN], rounds)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# RabbitMQ
+
+
+def rabbitmq_hash_with_salt(password: str, salt: bytes) -> str:
+    """``base64(salt + SHA256(salt + password))`` -- the rabbit_password_hashing_sha256 stored format."""
+    func = "rabbitmq_hash"
+    text = _require_password(func, password, ascii_only=False)
+    if not isinstance(salt, bytes) or len(salt) != RABBITMQ_SALT_LEN:
+        raise _fail(func, f"salt must be {RABBITMQ_SALT_LEN} bytes")
+    digest = hashlib.sha256(salt + text.encode("utf-8")).digest()
+    return base64.b64encode(salt + digest).decode("ascii")
+
+
+def rabbitmq_hash(password: str, salt_seed: str = "") -> str:
+    """RabbitMQ SHA-256 password hash with salt = HMAC-SHA256(password, "eterna-rabbitmq-salt:" + seed)[:4]."""
+    func = "rabbitmq_hash"
+    text = _require_password(func, password, ascii_only=False)
+    seed = _as_str(func, "salt_seed", salt_seed)
+    mac = hmac.new(text.encode("utf-8"), f"eterna-rabbitmq-salt:{seed}".encode(), hashlib.sha256).digest()
+    return rabbitmq_hash_with_salt(text, mac[:RABBITMQ_SALT_LEN])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# htpasswd (bcrypt)
+
+
+class _DropPasslibVersionNoise(logging.Filter):
+    """passlib 1.7.4 logs a harmless traceback because bcrypt >= 4.1 has no ``__about__``; hide just that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "error reading bcrypt version" not in record.getMessage()
+
+
+_passlib_logger = logging.getLogger("passlib.handlers.bcrypt")
+if not any(isinstance(f, _DropPasslibVersionNoise) for f in _passlib_logger.filters):
+    _passlib_logger.addFilter(_DropPasslibVersionNoise())
+
+
+def bcrypt_salt(password: str, user: str) -> str:
+    """22-char bcrypt salt from HMAC-SHA256(password, "eterna-bcrypt-salt:" + user).
+
+    16 bytes are encoded with bcrypt's base64 alphabet; the 4 unused padding bits are zero, so the last character
+    is always one of ``.Oeu`` (the only values bcrypt/passlib accept there).
+    """
+    mac = hmac.new(password.encode("utf-8"), f"eterna-bcrypt-salt:{user}".encode(), hashlib.sha256).digest()
+    encoded = base64.b64encode(mac[:16]).decode("ascii").rstrip("=")
+    return encoded.translate(_TO_BCRYPT_B64)
+
+
+def htpasswd_bcrypt(password: str, user: str, rounds: int = 12) -> str:
+    """Return an htpasswd line ``user:$2b$<rounds>$...`` using passlib's bcrypt with a deterministic salt."""
+    func = "htpasswd_bcrypt"
+    text = _require_password(func, password, ascii_only=False)
+    if len(text.encode("utf-8")) > BCRYPT_MAX_PASSWORD_BYTES:
+        raise _fail(func, f"password is longer than {BCRYPT_MAX_PASSWORD_BYTES} bytes; bcrypt would ignore the rest")
+    name = _as_str(func, "user", user)
+    if not name:
+        raise _fail(func, "user is empty")
+    if ":" in name or any(c in name for c in "\r\n\x00"):
+        raise _fail(func, f"user {name!r} must not contain ':' or line breaks")
+    cost = _as_int(func, "rounds", rounds)
+    if not 4 <= cost <= 31:
+        raise _fail(func, f"rounds must be between 4 and 31, got {cost}")
+    try:
+        with warnings.catch_warnings():  # passlib 1.7.4 imports the deprecated stdlib 'crypt' module
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from passlib.hash import bcrypt as passlib_bcrypt
+    except ImportError as exc:  # pragma: no cover - passlib is a collection requirement
+        raise _fail(func, "passlib is required on the controller (pip install passlib bcrypt)") from exc
+    handler = passlib_bcrypt.using(ident="2b", rounds=cost, salt=bcrypt_salt(text, name))
+    return f"{name}:{handler.hash(text)}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+class FilterModule:
+    """Ansible filter entry point."""
+
+    def filters(self) -> dict[str, Callable[..., str]]:
+        return {
+            "derive_secret": derive_secret,
+            "postgres_scram": postgres_scram,
+            "rabbitmq_hash": rabbitmq_hash,
+            "htpasswd_bcrypt": htpasswd_bcrypt,
+            "app_secret_key": app_secret_key,
+        }
