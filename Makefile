@@ -1,0 +1,47 @@
+# Single entry point. `make lab` runs the stack on local containers; `make test` runs every test.
+SHELL := /bin/bash
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+S ?= base
+ENV ?=
+
+.PHONY: help venv lint unit test molecule lab lab-destroy bench secrets
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	touch $@
+
+venv: $(VENV)/.installed  ## Create the virtualenv with the pinned tools
+
+lint: venv  ## Run yamllint, ansible-lint, ruff and the argument_specs check
+	scripts/lint.sh
+
+unit: venv  ## Run the unit tests (filter plugins, scripts)
+	pytest -q tests/unit
+
+test: venv  ## Lint, unit tests, then every Molecule scenario (SCENARIOS="a b" to pick)
+	scripts/run-tests.sh
+
+molecule: venv  ## Run one Molecule scenario: make molecule S=postgres
+	scripts/docker-engine.sh
+	molecule test -s $(S)
+
+lab: venv  ## Create the lab containers and converge playbooks/site.yml on them
+	scripts/docker-engine.sh
+	ansible-playbook playbooks/lab.yml
+	ansible-playbook playbooks/site.yml
+
+lab-destroy: venv  ## Remove the lab containers
+	ansible-playbook playbooks/lab.yml -e lab_container_state=absent
+	rm -rf .cache/facts
+
+bench: venv  ## Run the benchmarks (they print figures)
+	@for b in benchmarks/*.sh; do echo "=== $$b"; $$b || exit 1; done
+
+secrets: venv  ## Create the vaulted master key of an environment: make secrets ENV=production
+	scripts/new-vault.sh $(ENV)

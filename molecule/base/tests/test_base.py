@@ -1,0 +1,105 @@
+"""The base role: time, updates, journald, deploy user, SSH and the firewall, probed for real."""
+
+import pytest
+from eterna_testinfra import node
+
+JOURNAL_UNITS = ["ssh", "nftables", "chrony"]
+JOURNAL_HOSTS = ["base-web"]
+
+WEB = "base-web"
+CLIENT = "base-client"
+
+
+def probe(port: int) -> bool:
+    """True when the client completes a TCP connect to the web host's port within 3 s."""
+    return node(CLIENT).run(f"nc -z -w 3 {WEB} {port}").rc == 0
+
+
+@pytest.mark.parametrize("service", ["chrony", "ssh", "nftables"])
+def test_services_run_and_start_at_boot(service):
+    svc = node(WEB).service(service)
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_chrony_answers():
+    out = node(WEB).check_output("chronyc -n sources")
+    assert "debian.pool.ntp.org" in node(WEB).file("/etc/chrony/chrony.conf").content_string
+    assert "MS Name/IP address" in out
+
+
+def test_journal_is_persistent_and_capped():
+    web = node(WEB)
+    assert web.file("/var/log/journal").is_directory
+    cfg = web.check_output("systemd-analyze cat-config systemd/journald.conf")
+    assert "Storage=persistent" in cfg
+    assert "SystemMaxUse=1G" in cfg
+    web.check_output("logger -t eterna-test persistent-journal-probe")
+    web.check_output("journalctl --flush")
+    files = web.check_output("find /var/log/journal -name '*.journal'")
+    assert files.strip(), "journald wrote no file under /var/log/journal"
+
+
+def test_unattended_upgrades_configured():
+    cfg = node(WEB).check_output("apt-config dump")
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in cfg
+    assert "Debian-Security" in cfg
+
+
+def test_sysctl_file():
+    f = node(WEB).file("/etc/sysctl.d/90-eterna.conf")
+    assert f.mode == 0o644
+    assert "net.ipv4.tcp_syncookies = 1" in f.content_string
+
+
+def test_sshd_effective_settings():
+    cfg = node(WEB).check_output("sshd -T")
+    assert "passwordauthentication no" in cfg
+    assert "permitrootlogin without-password" in cfg
+    assert "kbdinteractiveauthentication no" in cfg
+
+
+def test_deploy_user_logs_in_with_key_and_sudo():
+    client = node(CLIENT)
+    ssh = "ssh -i /root/deploy_key -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5"
+    out = client.check_output(f"{ssh} deploy@{WEB} sudo -n id -u")
+    assert out.strip() == "0"
+    status = node(WEB).check_output("passwd -S deploy").split()
+    assert status[1] == "L", "the deploy user's password must be locked"
+
+
+def test_password_login_is_refused():
+    client = node(CLIENT)
+    res = client.run(
+        "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o PubkeyAuthentication=no "
+        f"-o PreferredAuthentications=password,keyboard-interactive deploy@{WEB} true"
+    )
+    assert res.rc != 0
+    assert "Permission denied (publickey)" in res.stderr
+
+
+def test_firewall_policy_is_drop():
+    rules = node(WEB).check_output("nft list table inet eterna_filter")
+    assert "policy drop" in rules
+
+
+def test_allowed_port_answers_from_allowed_group():
+    assert probe(8080)
+
+
+def test_undeclared_port_is_unreachable():
+    assert node(WEB).socket("tcp://0.0.0.0:8081").is_listening
+    assert not probe(8081)
+
+
+def test_source_restriction_holds():
+    assert node(WEB).socket("tcp://0.0.0.0:8083").is_listening
+    assert not probe(8083)
+
+
+def test_open_port_answers_from_anywhere():
+    assert probe(8084)
+
+
+def test_ssh_reachable_through_firewall():
+    assert probe(22)

@@ -1,0 +1,24 @@
+"""pytest hooks shared by every scenario: on a failed test, print the journal of the units the test
+module names in ``JOURNAL_UNITS`` (every failed unit when absent) from the hosts in ``JOURNAL_HOSTS``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from eterna_testinfra import journal
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or "MOLECULE_INVENTORY_FILE" not in os.environ:
+        return
+    units = list(getattr(item.module, "JOURNAL_UNITS", []))
+    for name in getattr(item.module, "JOURNAL_HOSTS", []):
+        try:
+            report.sections.append((f"journal {name}", journal(name, units)))
+        except Exception as exc:  # noqa: BLE001 - diagnostics must never hide the real failure
+            report.sections.append((f"journal {name}", f"could not read the journal: {exc}"))

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Print the name of a Debian 12 image with systemd as PID 1, building it first when needed.
+#
+# No registry is reachable here, so the image comes from debootstrap + docker import. The tag is a
+# hash of this script, so the image is rebuilt only when the recipe changes. Set ETERNA_BASE_IMAGE
+# to use a registry image instead (it must run systemd as /lib/systemd/systemd).
+set -euo pipefail
+
+if [ -n "${ETERNA_BASE_IMAGE:-}" ]; then
+  echo "$ETERNA_BASE_IMAGE"
+  exit 0
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+recipe_hash=$(sha256sum "$here/base-image.sh" | cut -c1-12)
+image="eterna/debian12-systemd:$recipe_hash"
+
+if docker image inspect "$image" >/dev/null 2>&1; then
+  echo "$image"
+  exit 0
+fi
+
+# The Debian mirror this host already uses: first URI of a deb822 source or a one-line source.
+mirror=$(
+  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+    grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $2}'
+  } | grep -v -- '-security' | head -n 1 || true
+)
+[ -n "$mirror" ] || { echo "base-image: no Debian mirror found in this host's apt sources" >&2; exit 1; }
+security_mirror=$(
+  { grep -hE '^URIs:.*security|^deb .*security' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+    | awk '{print $2}' | head -n 1; } || true
+)
+
+command -v debootstrap >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+}
+
+root=$(mktemp -d /var/tmp/eterna-rootfs.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+echo "base-image: debootstrap bookworm from $mirror into $root" >&2
+debootstrap --variant=minbase \
+  --include=python3,python3-apt,systemd,systemd-sysv,dbus,sudo,iproute2,procps,ca-certificates,gnupg,apt-transport-https \
+  bookworm "$root" "$mirror" >&2
+
+# Apt sources inside the image: the same mirrors, including security updates.
+{
+  echo "deb $mirror bookworm main"
+  echo "deb $mirror bookworm-updates main"
+  [ -z "$security_mirror" ] || echo "deb $security_mirror bookworm-security main"
+} >"$root/etc/apt/sources.list"
+
+# Keep images small and quiet; systemd units that make no sense in a container are masked.
+printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/locale/*\n' \
+  >"$root/etc/dpkg/dpkg.cfg.d/01-nodoc"
+for unit in getty.target console-getty.service systemd-udevd.service systemd-udev-trigger.service \
+  systemd-modules-load.service sys-kernel-config.mount sys-kernel-debug.mount systemd-remount-fs.service \
+  systemd-firstboot.service; do
+  ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
+: >"$root/etc/machine-id"
+# Package lists stay: apt in a fresh container needs no update for an hour (cache_valid_time).
+rm -rf "$root"/var/cache/apt/archives/*.deb
+
+tar -C "$root" -c . | docker import \
+  --change 'ENV container=docker' \
+  --change 'CMD ["/lib/systemd/systemd"]' \
+  - "$image" >/dev/null
+echo "$image"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine answers. On a Debian host without one, install docker.io and start
+# dockerd in the background, then wait until it answers (at most 60 s).
+set -euo pipefail
+
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+if ! command -v dockerd >/dev/null 2>&1; then
+  echo "docker-engine: installing docker.io" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  echo "docker-engine: starting dockerd (log: /var/log/dockerd.log)" >&2
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+fi
+for _ in $(seq 60); do
+  docker info >/dev/null 2>&1 && exit 0
+  sleep 1
+done
+echo "docker-engine: dockerd did not answer within 60 s; see /var/log/dockerd.log" >&2
+exit 1
