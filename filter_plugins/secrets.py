@@ -389,6 +389,18 @@ def htpasswd_bcrypt(password: str, user: str, rounds: int = 12) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def master_key_bits(key: Any) -> int:
+    """Estimated entropy of a master key in bits (0 for a missing or non-string key); see estimate_key_bits."""
+    if not isinstance(key, str) or not key:
+        return 0
+    return int(estimate_key_bits(key))
+
+
+def sha256_hex(value: Any) -> str:
+    """SHA-256 of a string, hex: lets a preflight compare a secret with known public values without naming them."""
+    return hashlib.sha256(_as_str("sha256_hex", "value", value).encode()).hexdigest()
+
+
 class FilterModule:
     """Ansible filter entry point."""
 
@@ -399,4 +411,6 @@ class FilterModule:
             "rabbitmq_hash": rabbitmq_hash,
             "htpasswd_bcrypt": htpasswd_bcrypt,
             "app_secret_key": app_secret_key,
+            "master_key_bits": master_key_bits,
+            "sha256_hex": sha256_hex,
         }

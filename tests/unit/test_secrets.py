@@ -377,7 +377,15 @@ def test_htpasswd_bad_input(args: tuple[object, ...], message: str) -> None:
 
 def test_filter_module_exposes_the_public_names() -> None:
     filters = sec.FilterModule().filters()
-    assert set(filters) == {"derive_secret", "postgres_scram", "rabbitmq_hash", "htpasswd_bcrypt", "app_secret_key"}
+    assert set(filters) == {
+        "derive_secret",
+        "postgres_scram",
+        "rabbitmq_hash",
+        "htpasswd_bcrypt",
+        "app_secret_key",
+        "master_key_bits",
+        "sha256_hex",
+    }
     assert filters["derive_secret"] is sec.derive_secret
     assert all(callable(f) for f in filters.values())
 
@@ -442,3 +450,14 @@ def test_ansible_loads_the_plugin(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     msg = report["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
     assert (json.loads(msg) if isinstance(msg, str) else msg) == expected
+
+
+def test_master_key_bits_for_the_preflight() -> None:
+    assert sec.master_key_bits("ab" * 32) >= 256
+    assert sec.master_key_bits("ab" * 16) < 256
+    assert sec.master_key_bits("") == 0
+    assert sec.master_key_bits(None) == 0
+
+
+def test_sha256_hex_matches_hashlib() -> None:
+    assert sec.sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
