@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Fail when the master key or any secret derived from it appears in run output or logs.
+
+Every derivation in the repository is a literal call such as ``derive_secret('postgres/eterna')`` or
+``derive_secret('s3/eterna-secret', length=40)``; this script finds them all (roles, playbooks,
+inventories, molecule), derives each value from the master key, and searches the given files.
+Leaks are reported by purpose name, never by value.
+
+    scripts/leak_check.py --key "$KEY" converge-vvv.log ansible.log
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_CALL = re.compile(r"derive_secret\(\s*['\"]([a-z0-9_./-]+)['\"]([^)]*)\)")
+_KWARG = re.compile(r"(length|fmt|generation)\s*=\s*['\"]?([A-Za-z0-9_]+)['\"]?")
+
+
+def _secrets_module():
+    spec = importlib.util.spec_from_file_location("eterna_secrets", ROOT / "filter_plugins" / "secrets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def derivations(root: Path = ROOT) -> set[tuple[str, int, str, int]]:
+    """(purpose, length, fmt, generation) of every literal derive_secret call under root."""
+    found = set()
+    for top in ("roles", "playbooks", "inventories", "molecule", "examples"):
+        for path in (root / top).rglob("*"):
+            if path.suffix not in {".yml", ".yaml", ".j2", ".py"} or not path.is_file():
+                continue
+            for purpose, rest in _CALL.findall(path.read_text(errors="replace")):
+                kwargs = dict(_KWARG.findall(rest))
+                positional = [a.strip() for a in rest.split(",") if a.strip() and "=" not in a]
+                generation = int(kwargs.get("generation", positional[0] if positional else 0) or 0)
+                if not str(generation).isdigit():
+                    generation = 0
+                found.add((purpose, int(kwargs.get("length", 32)), kwargs.get("fmt", "alnum"), generation))
+    return found
+
+
+def secrets_for(master_key: str, root: Path = ROOT) -> dict[str, str]:
+    """Name -> value of the master key and every derived secret."""
+    sec = _secrets_module()
+    values = {"eterna_master_key": master_key, "app_secret_key": sec.app_secret_key(master_key)}
+    for purpose, length, fmt, generation in sorted(derivations(root)):
+        name = f"{purpose} (length={length}, fmt={fmt}, generation={generation})"
+        values[name] = sec.derive_secret(master_key, purpose, generation=generation, length=length, fmt=fmt)
+    return values
+
+
+def find_leaks(text: str, secrets: dict[str, str]) -> list[str]:
+    return sorted(name for name, value in secrets.items() if value and value in text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--key", required=True, help="the master key of the run")
+    parser.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    secrets = secrets_for(args.key)
+    text = "\n".join(f.read_text(errors="replace") for f in args.files if f.exists())
+    leaks = find_leaks(text, secrets)
+    print(f"leak check: {len(secrets)} secrets searched in {len(args.files)} file(s), {len(text)} bytes")
+    for name in leaks:
+        print(f"LEAK: {name}")
+    return 1 if leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
