@@ -1,0 +1,78 @@
+"""BIM models: upload, then request an asynchronous conversion that a Celery worker completes."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.documents import read_upload
+from app.api.houses import tenant_house
+from app.api.schemas import BIMOut
+from app.config import get_settings
+from app.db import get_session
+from app.models import BIMModel, utcnow
+from app.storage import s3_client
+from app.tenancy import current_tenant
+
+router = APIRouter(prefix="/api/v1/bim-models", tags=["bim"])
+
+
+def tenant_bim(bim_id: uuid.UUID, tenant: str, session: Session) -> BIMModel:
+    bim = session.scalar(select(BIMModel).where(BIMModel.id == bim_id, BIMModel.tenant_id == tenant))
+    if bim is None:
+        raise HTTPException(status_code=404, detail="BIM model not found")
+    return bim
+
+
+@router.post("", response_model=BIMOut, status_code=201)
+def upload_bim(
+    file: UploadFile = File(...),
+    house_id: uuid.UUID | None = Form(default=None),
+    tenant: str = Depends(current_tenant),
+    session: Session = Depends(get_session),
+) -> BIMModel:
+    if house_id is not None:
+        tenant_house(house_id, tenant, session)
+    data = read_upload(file)
+    bim_id = uuid.uuid4()
+    key = f"{tenant}/{bim_id}/{(file.filename or 'model.ifc')[:200]}"
+    s3_client().put_object(Bucket=get_settings().S3_BUCKET_BIM, Key=key, Body=data)
+    bim = BIMModel(
+        id=bim_id,
+        tenant_id=tenant,
+        house_id=house_id,
+        filename=file.filename or "model.ifc",
+        object_key=key,
+        size_bytes=len(data),
+    )
+    session.add(bim)
+    session.commit()
+    return bim
+
+
+@router.get("/{bim_id}", response_model=BIMOut)
+def get_bim(
+    bim_id: uuid.UUID, tenant: str = Depends(current_tenant), session: Session = Depends(get_session)
+) -> BIMModel:
+    return tenant_bim(bim_id, tenant, session)
+
+
+@router.post("/{bim_id}/convert", response_model=BIMOut, status_code=202)
+def request_conversion(
+    bim_id: uuid.UUID, tenant: str = Depends(current_tenant), session: Session = Depends(get_session)
+) -> BIMModel:
+    from app.tasks import convert_bim
+
+    bim = tenant_bim(bim_id, tenant, session)
+    if bim.conversion_status in ("queued", "processing"):
+        raise HTTPException(status_code=409, detail=f"conversion already {bim.conversion_status}")
+    bim.conversion_status = "queued"
+    bim.conversion_requested_at = utcnow()
+    bim.conversion_completed_at = None
+    bim.conversion_error = None
+    session.commit()
+    convert_bim.delay(str(bim.id), tenant)
+    return bim

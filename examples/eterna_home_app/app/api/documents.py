@@ -1,0 +1,102 @@
+"""Documents: upload to S3, list, read, download, delete; tenant-scoped like houses. Object keys carry
+the tenant so a bucket listing is partitioned as well."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.houses import tenant_house
+from app.api.schemas import DocumentOut
+from app.config import get_settings
+from app.db import get_session
+from app.models import Document
+from app.storage import s3_client
+from app.tenancy import current_tenant
+
+router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
+
+
+def read_upload(upload: UploadFile) -> bytes:
+    limit = get_settings().MAX_UPLOAD_BYTES
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(status_code=413, detail=f"file larger than {limit} bytes")
+    return data
+
+
+def tenant_document(document_id: uuid.UUID, tenant: str, session: Session) -> Document:
+    doc = session.scalar(select(Document).where(Document.id == document_id, Document.tenant_id == tenant))
+    if doc is None:
+        raise HTTPException(status_code=404, detail="document not found")
+    return doc
+
+
+@router.post("", response_model=DocumentOut, status_code=201)
+def upload_document(
+    file: UploadFile = File(...),
+    house_id: uuid.UUID | None = Form(default=None),
+    tenant: str = Depends(current_tenant),
+    session: Session = Depends(get_session),
+) -> Document:
+    if house_id is not None:
+        tenant_house(house_id, tenant, session)
+    data = read_upload(file)
+    doc_id = uuid.uuid4()
+    key = f"{tenant}/{doc_id}"
+    content_type = file.content_type or "application/octet-stream"
+    s3_client().put_object(Bucket=get_settings().S3_BUCKET_DOCUMENTS, Key=key, Body=data, ContentType=content_type)
+    doc = Document(
+        id=doc_id,
+        tenant_id=tenant,
+        house_id=house_id,
+        filename=(file.filename or "upload")[:255],
+        content_type=content_type,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        object_key=key,
+    )
+    session.add(doc)
+    session.commit()
+    return doc
+
+
+@router.get("", response_model=list[DocumentOut])
+def list_documents(tenant: str = Depends(current_tenant), session: Session = Depends(get_session)) -> list[Document]:
+    query = select(Document).where(Document.tenant_id == tenant).order_by(Document.created_at).limit(500)
+    return list(session.scalars(query))
+
+
+@router.get("/{document_id}", response_model=DocumentOut)
+def get_document(
+    document_id: uuid.UUID, tenant: str = Depends(current_tenant), session: Session = Depends(get_session)
+) -> Document:
+    return tenant_document(document_id, tenant, session)
+
+
+@router.get("/{document_id}/download")
+def download_document(
+    document_id: uuid.UUID, tenant: str = Depends(current_tenant), session: Session = Depends(get_session)
+) -> Response:
+    doc = tenant_document(document_id, tenant, session)
+    obj = s3_client().get_object(Bucket=get_settings().S3_BUCKET_DOCUMENTS, Key=doc.object_key)
+    return Response(
+        obj["Body"].read(),
+        media_type=doc.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{doc.filename}"', "X-Content-SHA256": doc.sha256},
+    )
+
+
+@router.delete("/{document_id}", status_code=204)
+def delete_document(
+    document_id: uuid.UUID, tenant: str = Depends(current_tenant), session: Session = Depends(get_session)
+) -> Response:
+    doc = tenant_document(document_id, tenant, session)
+    s3_client().delete_object(Bucket=get_settings().S3_BUCKET_DOCUMENTS, Key=doc.object_key)
+    session.delete(doc)
+    session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,74 @@
+"""FastAPI application: ``uvicorn app.main:app``."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
+
+from app import __version__
+from app.api import bim, documents, houses
+from app.config import get_settings
+from app.health import router as health_router
+from app.logging_setup import configure_logging, request_id_var, tenant_id_var
+from app.metrics import LATENCY, REQUESTS
+from app.metrics import router as metrics_router
+from app.tenancy import TENANT_RE
+
+settings = get_settings()
+configure_logging(settings.LOG_LEVEL)
+log = logging.getLogger("app.request")
+
+app = FastAPI(title="Eterna Home (reference app)", version=__version__, debug=settings.DEBUG)
+app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+if settings.cors_origins:
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-Tenant-ID", "X-Request-ID"],
+        allow_credentials=True,
+    )
+
+
+@app.middleware("http")
+async def observe(request: Request, call_next):  # noqa: ANN001, ANN201 - starlette middleware signature
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id_var.set(request_id[:64])
+    header = request.headers.get("x-tenant-id")
+    # Only well-formed tenant ids become metric labels and log fields (bounded cardinality).
+    tenant = header if header and TENANT_RE.match(header) else ("invalid" if header else "none")
+    tenant_id_var.set(tenant)
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        response.headers["X-Request-ID"] = request_id_var.get()
+        return response
+    finally:
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        elapsed = time.perf_counter() - start
+        REQUESTS.labels(tenant, request.method, path, str(status)).inc()
+        LATENCY.labels(request.method, path).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+
+
+app.include_router(health_router)
+app.include_router(metrics_router)
+app.include_router(houses.router)
+app.include_router(documents.router)
+app.include_router(bim.router)

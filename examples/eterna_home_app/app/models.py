@@ -1,0 +1,130 @@
+"""ORM models at the head revision. Every main model carries ``tenant_id``; primary keys are UUIDs so
+ids cannot be enumerated across tenants."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TenantMixin:
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(IdMixin, TenantMixin, Base):
+    __tablename__ = "users"
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    full_name: Mapped[str] = mapped_column(String(255), default="")
+    hashed_password: Mapped[str] = mapped_column(String(255), default="")
+
+
+class House(IdMixin, TenantMixin, Base):
+    __tablename__ = "houses"
+    name: Mapped[str] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(500), default="")
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Room(IdMixin, TenantMixin, Base):
+    __tablename__ = "rooms"
+    house_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("houses.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    area_m2: Mapped[float | None] = mapped_column(Numeric(8, 2))
+
+
+class Booking(IdMixin, TenantMixin, Base):
+    __tablename__ = "bookings"
+    room_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MaintenanceRecord(IdMixin, TenantMixin, Base):
+    __tablename__ = "maintenance_records"
+    house_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("houses.id", ondelete="CASCADE"))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), default="open")
+
+
+class Node(IdMixin, TenantMixin, Base):
+    __tablename__ = "nodes"
+    house_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("houses.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(128))
+
+
+class AudioLog(IdMixin, TenantMixin, Base):
+    __tablename__ = "audio_logs"
+    node_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"))
+    transcript: Mapped[str] = mapped_column(Text, default="")
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Document(IdMixin, TenantMixin, Base):
+    __tablename__ = "documents"
+    house_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("houses.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    object_key: Mapped[str] = mapped_column(String(512))
+
+
+class BIMModel(IdMixin, TenantMixin, Base):
+    __tablename__ = "bim_models"
+    house_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("houses.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(String(255))
+    object_key: Mapped[str] = mapped_column(String(512))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Asynchronous conversion (revision 0005): none -> queued -> processing -> completed|failed.
+    conversion_status: Mapped[str] = mapped_column(String(32), default="none", server_default="none")
+    conversion_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    conversion_completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    converted_object_key: Mapped[str | None] = mapped_column(String(512))
+    conversion_error: Mapped[str | None] = mapped_column(Text)
+
+
+class UserTenantRole(Base):
+    __tablename__ = "user_tenant_roles"
+    __table_args__ = (UniqueConstraint("user_id", "tenant_id", name="uq_user_tenant_roles_user_tenant"),)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(32), default="member")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AIAssistantInteraction(IdMixin, TenantMixin, Base):
+    __tablename__ = "ai_assistant_interactions"
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    prompt: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text, default="")
+    model_name: Mapped[str] = mapped_column(String(128), default="")
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,75 @@
+"""Background work: BIM conversion. The "conversion" reads the uploaded model from S3 and writes a
+JSON summary beside it; what matters for the deployment is the asynchronous round trip."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.celery_app import celery_app
+from app.config import get_settings
+from app.db import session_scope
+from app.logging_setup import tenant_id_var
+from app.models import BIMModel, utcnow
+from app.storage import s3_client
+
+log = logging.getLogger("app.tasks")
+
+
+@celery_app.task(name="app.tasks.convert_bim", bind=True, max_retries=3)
+def convert_bim(self, bim_id: str, tenant_id: str) -> str:  # noqa: ANN001 - celery's bound task
+    tenant_id_var.set(tenant_id)
+    settings = get_settings()
+    with session_scope() as session:
+        bim = session.scalar(select(BIMModel).where(BIMModel.id == uuid.UUID(bim_id), BIMModel.tenant_id == tenant_id))
+        if bim is None:
+            log.warning("BIM model %s not found", bim_id)
+            return "missing"
+        bim.conversion_status = "processing"
+        session.commit()
+        try:
+            body = s3_client().get_object(Bucket=settings.S3_BUCKET_BIM, Key=bim.object_key)["Body"].read()
+            summary = {
+                "source": bim.object_key,
+                "bytes": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "lines": body.count(b"\n"),
+            }
+            key = f"{bim.object_key}.converted.json"
+            s3_client().put_object(
+                Bucket=settings.S3_BUCKET_BIM,
+                Key=key,
+                Body=json.dumps(summary).encode(),
+                ContentType="application/json",
+            )
+        except Exception as exc:
+            bim.conversion_status = "failed"
+            bim.conversion_error = str(exc)[:2000]
+            session.commit()
+            log.exception("BIM conversion of %s failed", bim_id)
+            raise
+        bim.conversion_status = "completed"
+        bim.converted_object_key = key
+        bim.conversion_completed_at = utcnow()
+        bim.conversion_error = None
+        session.commit()
+        log.info("BIM conversion of %s completed", bim_id)
+        return "completed"
+
+
+@celery_app.task(name="app.tasks.requeue_stale_conversions")
+def requeue_stale_conversions() -> int:
+    """Periodic (beat): re-queue conversions stuck in 'queued' for more than 15 minutes."""
+    cutoff = utcnow() - timedelta(minutes=15)
+    with session_scope() as session:
+        stale = session.scalars(
+            select(BIMModel).where(BIMModel.conversion_status == "queued", BIMModel.conversion_requested_at < cutoff)
+        ).all()
+        for bim in stale:
+            convert_bim.delay(str(bim.id), bim.tenant_id)
+        return len(stale)
