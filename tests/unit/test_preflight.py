@@ -47,6 +47,7 @@ def test_lab_accepts_the_lab_key(tmp_path: Path) -> None:
     ("extra", "expected"),
     [
         ({"eterna_master_key": ""}, "eterna_master_key is missing"),
+        ({"eterna_master_key": "{{ vault_eterna_master_key }}"}, "eterna_master_key is missing"),
         ({"eterna_master_key": "ab" * 16}, "eterna_master_key is too short"),
         ({"eterna_master_key": LAB_KEY}, "eterna_master_key is a public key"),
         ({"eterna_master_key": GOOD_KEY, "minio_root_password": "minioadmin"}, "minio_root_password hold"),
