@@ -6,8 +6,9 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
-from app.models import Base
 from sqlalchemy import create_engine, pool
+
+from app.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

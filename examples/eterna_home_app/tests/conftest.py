@@ -33,11 +33,12 @@ class FakeS3:
 
 @pytest.fixture
 def client(monkeypatch):
-    from app import db, main, models
-    from app.api import bim, documents
     from fastapi.testclient import TestClient
     from sqlalchemy import create_engine
     from sqlalchemy.pool import StaticPool
+
+    from app import db, main, models
+    from app.api import bim, documents
 
     engine = create_engine(
         "sqlite+pysqlite:///:memory:", poolclass=StaticPool, connect_args={"check_same_thread": False}
