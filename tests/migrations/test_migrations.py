@@ -61,7 +61,9 @@ def alembic_cfg(extra_versions: Path | None = None) -> Config:
     cfg = Config(str(APP_DIR / "alembic.ini"))
     cfg.attributes["configure_logger"] = False
     if extra_versions is not None:
-        cfg.set_main_option("version_locations", os.pathsep.join([str(APP_DIR / "migrations" / "versions"), str(extra_versions)]))
+        cfg.set_main_option(
+            "version_locations", os.pathsep.join([str(APP_DIR / "migrations" / "versions"), str(extra_versions)])
+        )
     return cfg
 
 
