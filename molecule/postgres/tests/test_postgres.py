@@ -1,0 +1,227 @@
+"""The postgres role seen from a client container: TLS + SCRAM only, derived credentials, tuning from RAM,
+pgaudit in the JSON log, the exporter, and the modes of files that hold secrets."""
+
+# ruff: noqa: S608 - the SQL is built from identifiers the tests generate (uuid4), never from input.
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from eterna_testinfra import node
+
+JOURNAL_UNITS = ["postgresql@15-main", "prometheus-postgres-exporter"]
+JOURNAL_HOSTS = ["postgres-db"]
+
+DB = "postgres-db"
+CLIENT = "postgres-client"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+JSON_LOG_GLOB = "/var/log/postgresql/postgresql-15-main-*.json"
+
+
+def _secrets():
+    path = Path(__file__).resolve().parents[3] / "filter_plugins" / "secrets.py"
+    spec = importlib.util.spec_from_file_location("eterna_secrets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SECRETS = _secrets()
+
+
+def master_key() -> str:
+    return node(DB).ansible.get_variables()["eterna_master_key"]
+
+
+def password(purpose: str) -> str:
+    return SECRETS.derive_secret(master_key(), purpose)
+
+
+def psql(sql: str, *, user: str = "eterna", pw: str | None = None, db: str = "eterna", sslmode: str = "verify-full"):
+    """Run psql on the client against the server; returns the testinfra command result."""
+    conninfo = (
+        f"host={DB} port=5432 dbname={db} user={user} sslmode={sslmode} sslrootcert={CA_BUNDLE} connect_timeout=5"
+    )
+    secret = password("postgres/eterna") if pw is None else pw
+    flags = "-X -A -t -v ON_ERROR_STOP=1"
+    cmd = f"PGPASSWORD={shlex.quote(secret)} psql {shlex.quote(conninfo)} {flags} -c {shlex.quote(sql)}"
+    return node(CLIENT).run(cmd)
+
+
+def query(sql: str, **kwargs) -> str:
+    res = psql(sql, **kwargs)
+    assert res.rc == 0, res.stderr
+    return res.stdout.strip()
+
+
+def local_query(sql: str, db: str = "postgres") -> str:
+    """Query on the server as the postgres superuser over the local socket (peer)."""
+    return node(DB).check_output(f"runuser -u postgres -- psql -X -A -t -d {db} -c {shlex.quote(sql)}").strip()
+
+
+@pytest.mark.parametrize("unit", ["postgresql@15-main", "prometheus-postgres-exporter"])
+def test_services_run_and_start_at_boot(unit):
+    svc = node(DB).service(unit)
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_app_writes_and_reads_over_verified_tls():
+    table = f"probe_{uuid.uuid4().hex[:8]}"
+    out = query(
+        f"CREATE TABLE {table} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), note text);"
+        f"INSERT INTO {table} (note) VALUES ('hello');"
+        f"SELECT note FROM {table};"
+        f"SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid();"
+        f"DROP TABLE {table};"
+    )
+    lines = out.splitlines()
+    assert "hello" in lines
+    ssl_line = next(line for line in lines if line.startswith("t|"))
+    assert ssl_line.split("|")[1] in ("TLSv1.2", "TLSv1.3")
+
+
+def test_plain_tcp_is_refused():
+    res = psql("SELECT 1", sslmode="disable")
+    assert res.rc != 0
+    assert "no encryption" in res.stderr
+
+
+def test_wrong_password_is_refused():
+    res = psql("SELECT 1", pw="not-the-password-" + uuid.uuid4().hex)
+    assert res.rc != 0
+    assert "password authentication failed" in res.stderr
+
+
+def test_remote_superuser_is_refused():
+    res = psql("SELECT 1", user="postgres", db="postgres", pw="whatever")
+    assert res.rc != 0
+    assert "rejects connection" in res.stderr
+
+
+def test_passwords_are_the_precomputed_scram_verifiers():
+    for user, purpose in [
+        ("eterna", "postgres/eterna"),
+        ("replicator", "postgres/replicator"),
+        ("postgres_exporter", "postgres/exporter"),
+    ]:
+        stored = local_query(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'")
+        assert stored == SECRETS.postgres_scram(password(purpose), salt_seed=user)
+    assert query("SHOW password_encryption") == "scram-sha-256"
+    assert local_query("SHOW ssl_min_protocol_version") == "TLSv1.2"
+
+
+def test_hba_is_scram_over_tls_only():
+    rules = local_query("SELECT type || ' ' || auth_method FROM pg_hba_file_rules WHERE type LIKE 'host%'")
+    for rule in rules.splitlines():
+        kind, method = rule.split()
+        assert (kind, method) in {("hostssl", "scram-sha-256"), ("hostnossl", "reject"), ("hostssl", "reject")}, rule
+
+
+def test_tuning_follows_the_memory_formula():
+    mem_kb = int(node(DB).check_output("awk '/^MemTotal:/ {print $2}' /proc/meminfo"))
+    mem_mb = mem_kb // 1024
+    shared_mb = mem_mb // 4
+    expected_kb = {
+        "shared_buffers": shared_mb * 1024,
+        "effective_cache_size": mem_mb * 3 // 4 * 1024,
+        "maintenance_work_mem": min(mem_mb // 16, 2048) * 1024,
+        "work_mem": max((mem_mb - shared_mb) * 1024 // (100 * 3), 4096),
+        "wal_buffers": max(min(shared_mb * 1024 * 3 // 100, 16384), 64),
+    }
+    names = ", ".join(f"pg_size_bytes(current_setting('{n}')) / 1024" for n in expected_kb)
+    actual = [int(v) for v in query(f"SELECT {names}").split("|")]
+    assert dict(zip(expected_kb, actual, strict=True)) == expected_kb
+    other = query(
+        "SELECT current_setting('random_page_cost'), current_setting('effective_io_concurrency'), "
+        "current_setting('checkpoint_completion_target'), current_setting('max_connections')"
+    )
+    assert other.split("|") == ["1.1", "200", "0.9", "100"]
+
+
+def test_data_checksums_and_extensions():
+    assert query("SHOW data_checksums") == "on"
+    extensions = set(query("SELECT extname FROM pg_extension").split())
+    assert {"pg_stat_statements", "pgcrypto", "uuid-ossp", "pgaudit"} <= extensions
+
+
+def test_public_schema_is_not_writable_by_everyone():
+    acl = local_query("SELECT nspacl::text FROM pg_namespace WHERE nspname = 'public'", db="eterna")
+    public_entries = [e for e in acl.strip("{}").split(",") if e.startswith("=")]
+    assert all("C" not in e.split("/")[0] for e in public_entries), acl
+
+
+def test_ddl_is_audited_in_the_json_log():
+    table = f"audit_probe_{uuid.uuid4().hex[:8]}"
+    query(f"CREATE TABLE {table} (id int); DROP TABLE {table};")
+    out = node(DB).check_output(f"cat {JSON_LOG_GLOB} | grep -F {shlex.quote(table)} || true")
+    records = [json.loads(line) for line in out.splitlines()]
+    audit = [r for r in records if r["message"].startswith("AUDIT: SESSION") and "CREATE TABLE" in r["message"]]
+    assert audit, out
+    assert audit[0]["user"] == "eterna"
+    assert audit[0]["dbname"] == "eterna"
+
+
+def test_exporter_reports_up_from_the_client_only_on_the_private_address():
+    out = node(CLIENT).check_output(
+        f"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://{DB}:9187/metrics', timeout=10)"
+        '.read().decode())"'
+    )
+    assert "\npg_up 1\n" in f"\n{out}"
+    assert "pg_replication_lag" in out
+    listeners = node(DB).check_output("ss -Hltn 'sport = :9187'")
+    assert "0.0.0.0:9187" not in listeners and "*:9187" not in listeners and "127.0.0.1:9187" not in listeners
+
+
+@pytest.mark.parametrize(
+    ("path", "owner", "group", "mode"),
+    [
+        ("/etc/postgresql/tls/postgres.key", "root", "postgres", 0o640),
+        ("/etc/postgresql/tls/postgres.crt", "root", "postgres", 0o644),
+        ("/etc/default/prometheus-postgres-exporter", "root", "prometheus", 0o640),
+        ("/etc/postgresql/15/main/pg_hba.conf", "postgres", "postgres", 0o640),
+    ],
+)
+def test_secret_file_modes(path, owner, group, mode):
+    f = node(DB).file(path)
+    assert f.exists
+    assert (f.user, f.group, f.mode) == (owner, group, mode)
+
+
+def test_settings_stay_in_conf_d():
+    conf = node(DB).file("/etc/postgresql/15/main/postgresql.conf").content_string
+    assert "include_dir = 'conf.d'" in conf
+    assert node(DB).file("/etc/postgresql/15/main/conf.d/00-eterna.conf").exists
+
+
+def test_a_new_major_version_over_the_cluster_is_refused():
+    """Asking for PostgreSQL 16 over the 15 cluster stops in preflight with a pointer to the upgrade."""
+    root = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(root / "roles"), ANSIBLE_FILTER_PLUGINS=str(root / "filter_plugins"))
+    res = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(root / "playbooks" / "services" / "postgres.yml"),
+            "-e",
+            '{"postgres_version": 16}',
+            "--tags",
+            "preflight",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode != 0
+    assert "pg_upgradecluster" in res.stdout
+    assert not node(DB).file("/var/lib/postgresql/16").exists
