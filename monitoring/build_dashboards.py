@@ -17,6 +17,8 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "roles" / "grafana" / "files" / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "eterna-prometheus"}
 RATE = "$__rate_interval"
+LATENCY = "eterna_http_request_duration_seconds_bucket"
+REAL_FS = 'fstype!~"tmpfs|devtmpfs|ramfs|squashfs|nsfs|fuse.*"'
 
 # Panel: (title, kind, unit, [(expr, legend)], description). kind: timeseries | stat | table.
 Panel = tuple[str, str, str, list[tuple[str, str]], str]
@@ -42,7 +44,13 @@ DASHBOARDS: dict[str, dict] = {
         "title": "Eterna Home / Stack overview",
         "panels": [
             ("Targets up", "stat", "none", [("sum(up)", "up")], "Scrape targets answering."),
-            ("Targets down", "stat", "none", [("count(up == 0) or vector(0)", "down")], "Scrape targets not answering."),
+            (
+                "Targets down",
+                "stat",
+                "none",
+                [("count(up == 0) or vector(0)", "down")],
+                "Scrape targets not answering.",
+            ),
             (
                 "Firing alerts",
                 "stat",
@@ -84,7 +92,7 @@ DASHBOARDS: dict[str, dict] = {
                 "s",
                 [
                     (
-                        f"histogram_quantile(0.95, sum by (le) (rate(eterna_http_request_duration_seconds_bucket[{RATE}])))",
+                        f"histogram_quantile(0.95, sum by (le) (rate({LATENCY}[{RATE}])))",
                         "p95",
                     )
                 ],
@@ -157,7 +165,7 @@ DASHBOARDS: dict[str, dict] = {
                 "s",
                 [
                     (
-                        f"histogram_quantile({q}, sum by (le) (rate(eterna_http_request_duration_seconds_bucket[{RATE}])))",
+                        f"histogram_quantile({q}, sum by (le) (rate({LATENCY}[{RATE}])))",
                         f"p{int(q * 100)}",
                     )
                     for q in (0.5, 0.95, 0.99)
@@ -269,7 +277,8 @@ DASHBOARDS: dict[str, dict] = {
                 [
                     (
                         f"sum by (host) (rate(pg_stat_database_blks_hit[{RATE}])) / (sum by (host) "
-                        f"(rate(pg_stat_database_blks_hit[{RATE}])) + sum by (host) (rate(pg_stat_database_blks_read[{RATE}])))",
+                        f"(rate(pg_stat_database_blks_hit[{RATE}])) + sum by (host) "
+                        f"(rate(pg_stat_database_blks_read[{RATE}])))",
                         "{{host}}",
                     )
                 ],
@@ -365,7 +374,13 @@ DASHBOARDS: dict[str, dict] = {
                 [(f"increase(redis_rejected_connections_total[{RATE}])", "{{host}}")],
                 "Clients refused because maxclients was reached.",
             ),
-            ("Keys per database", "timeseries", "none", [("sum by (host, db) (redis_db_keys)", "{{host}} {{db}}")], "Keys."),
+            (
+                "Keys per database",
+                "timeseries",
+                "none",
+                [("sum by (host, db) (redis_db_keys)", "{{host}} {{db}}")],
+                "Keys.",
+            ),
         ],
     },
     "rabbitmq-celery": {
@@ -390,7 +405,12 @@ DASHBOARDS: dict[str, dict] = {
                 "Celery workers (consumers)",
                 "timeseries",
                 "none",
-                [('sum by (vhost, queue) (rabbitmq_detailed_queue_consumers{queue=~"celery.*"})', "{{vhost}}/{{queue}}")],
+                [
+                    (
+                        'sum by (vhost, queue) (rabbitmq_detailed_queue_consumers{queue=~"celery.*"})',
+                        "{{vhost}}/{{queue}}",
+                    )
+                ],
                 "Consumers of the Celery queues: 0 means no worker runs.",
             ),
             (
@@ -414,7 +434,10 @@ DASHBOARDS: dict[str, dict] = {
                 "Connections and channels",
                 "timeseries",
                 "none",
-                [("sum by (host) (rabbitmq_connections)", "{{host}} connections"), ("sum by (host) (rabbitmq_channels)", "{{host}} channels")],
+                [
+                    ("sum by (host) (rabbitmq_connections)", "{{host}} connections"),
+                    ("sum by (host) (rabbitmq_channels)", "{{host}} channels"),
+                ],
                 "Open AMQP connections and channels.",
             ),
             (
@@ -466,7 +489,8 @@ DASHBOARDS: dict[str, dict] = {
                 "ops",
                 [
                     (
-                        f"sum by (host) (rate(nginx_connections_accepted[{RATE}]) - rate(nginx_connections_handled[{RATE}]))",
+                        f"sum by (host) (rate(nginx_connections_accepted[{RATE}]) "
+                        f"- rate(nginx_connections_handled[{RATE}]))",
                         "{{host}}",
                     )
                 ],
@@ -476,7 +500,10 @@ DASHBOARDS: dict[str, dict] = {
                 "Public endpoint",
                 "timeseries",
                 "s",
-                [('probe_duration_seconds{job="blackbox_public"}', "duration"), ('probe_success{job="blackbox_public"}', "success")],
+                [
+                    ('probe_duration_seconds{job="blackbox_public"}', "duration"),
+                    ('probe_success{job="blackbox_public"}', "success"),
+                ],
                 "HTTPS probe through the edge: duration and success.",
             ),
             (
@@ -497,7 +524,12 @@ DASHBOARDS: dict[str, dict] = {
                 "CPU busy",
                 "timeseries",
                 "percentunit",
-                [(f'1 - avg by (host) (rate(node_cpu_seconds_total{{mode="idle", host=~"$host"}}[{RATE}]))', "{{host}}")],
+                [
+                    (
+                        f'1 - avg by (host) (rate(node_cpu_seconds_total{{mode="idle", host=~"$host"}}[{RATE}]))',
+                        "{{host}}",
+                    )
+                ],
                 "Share of CPU time not idle.",
             ),
             ("Load (1 min)", "timeseries", "none", [('node_load1{host=~"$host"}', "{{host}}")], "Run-queue length."),
@@ -505,7 +537,12 @@ DASHBOARDS: dict[str, dict] = {
                 "Memory available",
                 "timeseries",
                 "percentunit",
-                [('node_memory_MemAvailable_bytes{host=~"$host"} / node_memory_MemTotal_bytes{host=~"$host"}', "{{host}}")],
+                [
+                    (
+                        'node_memory_MemAvailable_bytes{host=~"$host"} / node_memory_MemTotal_bytes{host=~"$host"}',
+                        "{{host}}",
+                    )
+                ],
                 "Share of memory available (alert below 10%).",
             ),
             (
@@ -514,8 +551,8 @@ DASHBOARDS: dict[str, dict] = {
                 "percentunit",
                 [
                     (
-                        'node_filesystem_avail_bytes{host=~"$host", fstype!~"tmpfs|devtmpfs|ramfs|squashfs|nsfs|fuse.*"} '
-                        '/ node_filesystem_size_bytes{host=~"$host", fstype!~"tmpfs|devtmpfs|ramfs|squashfs|nsfs|fuse.*"}',
+                        f'node_filesystem_avail_bytes{{host=~"$host", {REAL_FS}}} '
+                        f'/ node_filesystem_size_bytes{{host=~"$host", {REAL_FS}}}',
                         "{{host}} {{mountpoint}}",
                     )
                 ],
@@ -537,11 +574,13 @@ DASHBOARDS: dict[str, dict] = {
                 "Bps",
                 [
                     (
-                        f'sum by (host) (rate(node_network_receive_bytes_total{{host=~"$host", device!="lo"}}[{RATE}]))',
+                        "sum by (host) (rate(node_network_receive_bytes_total"
+                        f'{{host=~"$host", device!="lo"}}[{RATE}]))',
                         "{{host}} in",
                     ),
                     (
-                        f'sum by (host) (rate(node_network_transmit_bytes_total{{host=~"$host", device!="lo"}}[{RATE}]))',
+                        "sum by (host) (rate(node_network_transmit_bytes_total"
+                        f'{{host=~"$host", device!="lo"}}[{RATE}]))',
                         "{{host}} out",
                     ),
                 ],

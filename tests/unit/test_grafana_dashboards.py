@@ -43,7 +43,9 @@ def render(template: Path, **variables) -> dict:
 
 def test_the_role_ships_exactly_the_dashboards_it_provisions():
     assert sorted(p.stem for p in DASHBOARD_FILES) == sorted(DEFAULTS["grafana_dashboards"])
-    assert {"overview", "app", "postgres", "redis", "rabbitmq-celery", "nginx", "hosts"} <= {p.stem for p in DASHBOARD_FILES}
+    assert {"overview", "app", "postgres", "redis", "rabbitmq-celery", "nginx", "hosts"} <= {
+        p.stem for p in DASHBOARD_FILES
+    }
 
 
 def test_uids_and_titles_are_unique():
@@ -90,7 +92,7 @@ def test_datasource_provisioning_uses_the_uid_the_panels_reference():
         ROLE / "templates/etc/grafana/provisioning/datasources/eterna.yml.j2",
         grafana_prometheus_url="https://mon1:9090",
         grafana_prometheus_user="admin",
-        grafana_prometheus_password="not-a-real-secret-0123456789",
+        grafana_prometheus_password="not-a-real-secret-0123456789",  # noqa: S106 - test value
     )
     assert doc["apiVersion"] == 1
     (source,) = doc["datasources"]

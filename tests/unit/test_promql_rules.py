@@ -84,9 +84,7 @@ def unit_test_outcomes() -> dict[str, dict[str, list[int]]]:
 
 
 def test_every_rule_file_has_a_unit_test_file():
-    referenced = {
-        (path.parent / ref).resolve() for path in TEST_FILES for ref in load(path)["rule_files"]
-    }
+    referenced = {(path.parent / ref).resolve() for path in TEST_FILES for ref in load(path)["rule_files"]}
     assert {p.resolve() for p in RULE_FILES} <= referenced
 
 

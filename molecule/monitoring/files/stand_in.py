@@ -57,7 +57,10 @@ def metrics() -> str:
         *(f'eterna_dependency_up{{dependency="{d}"}} 1' for d in ("postgres", "redis", "rabbitmq", "s3")),
         "# HELP eterna_dependency_latency_seconds Latency of the last readiness check of a dependency.",
         "# TYPE eterna_dependency_latency_seconds gauge",
-        *(f'eterna_dependency_latency_seconds{{dependency="{d}"}} 0.004' for d in ("postgres", "redis", "rabbitmq", "s3")),
+        *(
+            f'eterna_dependency_latency_seconds{{dependency="{d}"}} 0.004'
+            for d in ("postgres", "redis", "rabbitmq", "s3")
+        ),
     ]
     return "\n".join(out) + "\n"
 

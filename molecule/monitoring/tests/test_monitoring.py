@@ -43,9 +43,11 @@ def password() -> str:
     return PASSWORD
 
 
-def curl(url: str, *, user: str | None = "admin", secret: str | None = None, data: dict | None = None) -> tuple[int, str]:
+def curl(
+    url: str, *, user: str | None = "admin", secret: str | None = None, data: dict | None = None
+) -> tuple[int, str]:
     """GET from the client host; returns (HTTP status, body). Status 0 means no HTTP answer."""
-    args = ["curl", "-sS", "-o", "/tmp/curl-body", "-w", "%{http_code}", "--max-time", "10"]
+    args = ["curl", "-sS", "-o", "/tmp/curl-body", "-w", "%{http_code}", "--max-time", "10"]  # noqa: S108 - scratch file in the test container
     if user is not None:
         args += ["-u", f"{user}:{password() if secret is None else secret}"]
     if data:
@@ -117,7 +119,9 @@ def test_services_run_hardened_as_prometheus(host, unit):
     assert h.service(unit).is_enabled
     props = dict(
         line.split("=", 1)
-        for line in h.check_output(f"systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p PrivateTmp {unit}").splitlines()
+        for line in h.check_output(
+            f"systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p PrivateTmp {unit}"
+        ).splitlines()
     )
     assert props == {"User": "prometheus", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes"}
 
@@ -138,7 +142,7 @@ def test_listeners_are_private_and_blackbox_is_loopback_only():
 def test_uis_refuse_anonymous_and_wrong_password(base):
     path = "/api/v1/status/buildinfo" if base == PROM_URL else "/api/v2/status"
     assert curl(base + path, user=None)[0] == 401
-    assert curl(base + path, secret="wrong-password-123456")[0] == 401
+    assert curl(base + path, secret="wrong-password-123456")[0] == 401  # noqa: S106 - a wrong password on purpose
     assert curl(base + path, user="root")[0] == 401
     assert curl(base + path)[0] == 200
     plain = base.replace("https://", "http://")
@@ -288,7 +292,9 @@ def test_core_panels_return_data():
         if where in NO_DATA_HERE:
             continue
         names = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?=\s*[{\[)]|\s*$|\s*/|\s*-|\s*or\b)", expr))
-        metric_names = {n for n in names if n in available or "_" in n and n not in {"histogram_quantile", "label_values"}}
+        metric_names = {
+            n for n in names if n in available or "_" in n and n not in {"histogram_quantile", "label_values"}
+        }
         if metric_names and metric_names <= available:
             core.append((where, expr))
     # Host, Redis, probe, app stand-in and up panels have their metrics in this scenario.
