@@ -1,0 +1,175 @@
+"""The app role, exercised from the data container against the API on app-web:8000."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+import uuid
+
+import pytest
+from eterna_testinfra import node
+
+JOURNAL_UNITS = ["eterna-api", "eterna-worker", "eterna-beat"]
+JOURNAL_HOSTS = ["app-web"]
+
+WEB = "app-web"
+CLIENT = "app-data"
+BASE = f"http://{WEB}:8000"
+A = "tenant-a"
+B = "tenant-b"
+
+
+def http(method: str, path: str, tenant: str | None = None, body: dict | None = None, form: dict | None = None):
+    """(status, body text) of a request sent by curl from the client container."""
+    args = ["curl", "-s", "-o", "/tmp/resp", "-w", "%{http_code}", "-X", method, f"{BASE}{path}"]
+    if tenant:
+        args += ["-H", f"X-Tenant-ID: {tenant}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    for key, value in (form or {}).items():
+        args += ["-F", f"{key}={value}"]
+    client = node(CLIENT)
+    status = client.check_output(shlex.join(args))
+    return int(status), client.run("cat /tmp/resp").stdout
+
+
+def create_house(tenant: str, name: str) -> dict:
+    status, text = http("POST", "/api/v1/houses", tenant, {"name": name, "address": "1 Test Street"})
+    assert status == 201, text
+    return json.loads(text)
+
+
+def test_ready_reports_every_dependency():
+    status, text = http("GET", "/health/ready")
+    assert status == 200, text
+    body = json.loads(text)
+    assert set(body["checks"]) == {"postgresql", "redis", "rabbitmq", "s3"}
+    for name, check in body["checks"].items():
+        assert check["status"] == "ok", name
+        assert check["latency_ms"] >= 0
+
+
+def test_ready_names_a_failed_dependency():
+    data = node(CLIENT)
+    data.check_output("systemctl stop redis-server")
+    try:
+        status, text = http("GET", "/health/ready")
+    finally:
+        data.check_output("systemctl start redis-server")
+    assert status == 503, text
+    assert json.loads(text)["failed"] == ["redis"]
+
+
+def test_tenant_isolation():
+    house = create_house(A, "Villa of A")
+    hid = house["id"]
+    assert uuid.UUID(hid).version == 4
+    status, text = http("GET", "/api/v1/houses", B)
+    assert status == 200
+    assert hid not in text
+    assert http("GET", f"/api/v1/houses/{hid}", B)[0] == 404
+    assert http("PATCH", f"/api/v1/houses/{hid}", B, {"name": "taken by B"})[0] == 404
+    assert http("DELETE", f"/api/v1/houses/{hid}", B)[0] == 404
+    status, text = http("GET", f"/api/v1/houses/{hid}", A)
+    assert status == 200
+    assert json.loads(text)["name"] == "Villa of A"
+    assert hid in http("GET", "/api/v1/houses", A)[1]
+    assert http("GET", f"/api/v1/houses/{uuid.uuid4()}", A)[0] == 404
+    assert http("GET", "/api/v1/houses", "Bad Tenant!")[0] == 400
+
+
+def test_document_upload_and_download_intact():
+    client = node(CLIENT)
+    client.check_output("head -c 300000 /dev/urandom > /tmp/doc.bin")
+    digest = client.check_output("sha256sum /tmp/doc.bin").split()[0]
+    status, text = http("POST", "/api/v1/documents", A, form={"file": "@/tmp/doc.bin"})
+    assert status == 201, text
+    doc = json.loads(text)
+    assert doc["sha256"] == digest
+    client.check_output(
+        f"curl -sf -H 'X-Tenant-ID: {A}' -o /tmp/doc.out {BASE}/api/v1/documents/{doc['id']}/download"
+    )
+    assert client.check_output("sha256sum /tmp/doc.out").split()[0] == digest
+    assert http("GET", f"/api/v1/documents/{doc['id']}/download", B)[0] == 404
+
+
+def test_bim_conversion_completes_through_celery():
+    client = node(CLIENT)
+    client.check_output("printf 'ISO-10303-21;\\nHEADER;\\nENDSEC;\\n' > /tmp/model.ifc")
+    status, text = http("POST", "/api/v1/bim-models", A, form={"file": "@/tmp/model.ifc"})
+    assert status == 201, text
+    bim = json.loads(text)
+    assert bim["conversion_status"] == "none"
+    status, text = http("POST", f"/api/v1/bim-models/{bim['id']}/convert", A)
+    assert status == 202, text
+    state = {}
+    for _ in range(60):
+        state = json.loads(http("GET", f"/api/v1/bim-models/{bim['id']}", A)[1])
+        if state["conversion_status"] in ("completed", "failed"):
+            break
+        time.sleep(2)
+    assert state["conversion_status"] == "completed", state
+    assert state["converted_object_key"].endswith(".converted.json")
+    assert state["conversion_completed_at"]
+
+
+def test_metrics_count_requests_per_tenant():
+    http("GET", "/api/v1/houses", A)
+    status, text = http("GET", "/metrics")
+    assert status == 200
+    assert 'tenant="tenant-a"' in text
+    assert "eterna_http_requests_total" in text
+
+
+def test_untrusted_host_header_refused():
+    out = node(CLIENT).check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: evil.example' {BASE}/health")
+    assert out == "400"
+
+
+def test_database_migrated_to_head_with_backup():
+    web = node(WEB)
+    out = web.check_output("eterna-app-manage /opt/eterna-app/current alembic current")
+    assert "0005_add_bim_conversion_fields (head)" in out
+    assert web.check_output("ls /var/backups/eterna-app").count(".dump") >= 1
+
+
+def test_broken_release_refused_and_rollback_serves_first_release():
+    web = node(WEB)
+    refusal = web.file("/root/molecule-broken-release.txt").content_string
+    assert "failed its readiness check" in refusal
+    assert "selftest" in refusal
+    assert "keeps serving" in refusal
+    status, text = http("GET", "/health")
+    assert status == 200
+    assert json.loads(text)["version"] == "1.0.0", "the rollback must return to the first release"
+    assert web.file("/opt/eterna-app/current").linked_to.split("/")[-1].startswith("1.0.0-")
+    assert web.file("/opt/eterna-app/previous").linked_to.split("/")[-1].startswith("1.0.1-")
+    running = web.check_output("systemctl list-units 'eterna-api-candidate@*' --state=running --no-legend --plain")
+    assert running.strip() == "", "no candidate may keep running after a deployment"
+
+
+def test_env_file_is_private():
+    env = node(WEB).file("/etc/eterna-app/app.env")
+    assert env.mode == 0o600
+    assert env.user == "eterna-app"
+    assert "DEBUG=\"false\"" in env.content_string
+
+
+@pytest.mark.parametrize("unit", ["eterna-api", "eterna-worker", "eterna-beat"])
+def test_units_run_hardened_as_service_user(unit):
+    web = node(WEB)
+    assert web.service(unit).is_running
+    assert web.service(unit).is_enabled
+    props = web.check_output(f"systemctl show {unit} -p User -p NoNewPrivileges -p ProtectSystem -p PrivateTmp")
+    assert "User=eterna-app" in props
+    assert "NoNewPrivileges=yes" in props
+    assert "ProtectSystem=strict" in props
+    assert "PrivateTmp=yes" in props
+
+
+def test_worker_stops_gracefully():
+    props = node(WEB).check_output("systemctl show eterna-worker -p KillSignal -p KillMode -p TimeoutStopUSec")
+    assert "KillSignal=15" in props
+    assert "KillMode=mixed" in props
+    assert "TimeoutStopUSec=1min" in props
