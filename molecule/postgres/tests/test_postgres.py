@@ -204,7 +204,13 @@ def test_settings_stay_in_conf_d():
 def test_a_new_major_version_over_the_cluster_is_refused():
     """Asking for PostgreSQL 16 over the 15 cluster stops in preflight with a pointer to the upgrade."""
     root = Path(__file__).resolve().parents[3]
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(root / "roles"), ANSIBLE_FILTER_PLUGINS=str(root / "filter_plugins"))
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(root / "roles"),
+        ANSIBLE_FILTER_PLUGINS=str(root / "filter_plugins"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+    )
     res = subprocess.run(
         [
             "ansible-playbook",
@@ -223,5 +229,5 @@ def test_a_new_major_version_over_the_cluster_is_refused():
         timeout=600,
     )
     assert res.returncode != 0
-    assert "pg_upgradecluster" in res.stdout
+    assert "pg_upgradecluster 15 main" in " ".join((res.stdout + res.stderr).split())
     assert not node(DB).file("/var/lib/postgresql/16").exists
