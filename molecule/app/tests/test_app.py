@@ -16,13 +16,15 @@ JOURNAL_HOSTS = ["app-web"]
 WEB = "app-web"
 CLIENT = "app-data"
 BASE = f"http://{WEB}:8000"
+# Scratch file inside the client container (not on the controller).
+RESP = "/tmp/resp"  # noqa: S108
 A = "tenant-a"
 B = "tenant-b"
 
 
 def http(method: str, path: str, tenant: str | None = None, body: dict | None = None, form: dict | None = None):
     """(status, body text) of a request sent by curl from the client container."""
-    args = ["curl", "-s", "-o", "/tmp/resp", "-w", "%{http_code}", "-X", method, f"{BASE}{path}"]
+    args = ["curl", "-s", "-o", RESP, "-w", "%{http_code}", "-X", method, f"{BASE}{path}"]
     if tenant:
         args += ["-H", f"X-Tenant-ID: {tenant}"]
     if body is not None:
@@ -31,7 +33,7 @@ def http(method: str, path: str, tenant: str | None = None, body: dict | None = 
         args += ["-F", f"{key}={value}"]
     client = node(CLIENT)
     status = client.check_output(shlex.join(args))
-    return int(status), client.run("cat /tmp/resp").stdout
+    return int(status), client.run(f"cat {RESP}").stdout
 
 
 def create_house(tenant: str, name: str) -> dict:
@@ -87,9 +89,7 @@ def test_document_upload_and_download_intact():
     assert status == 201, text
     doc = json.loads(text)
     assert doc["sha256"] == digest
-    client.check_output(
-        f"curl -sf -H 'X-Tenant-ID: {A}' -o /tmp/doc.out {BASE}/api/v1/documents/{doc['id']}/download"
-    )
+    client.check_output(f"curl -sf -H 'X-Tenant-ID: {A}' -o /tmp/doc.out {BASE}/api/v1/documents/{doc['id']}/download")
     assert client.check_output("sha256sum /tmp/doc.out").split()[0] == digest
     assert http("GET", f"/api/v1/documents/{doc['id']}/download", B)[0] == 404
 
@@ -153,7 +153,7 @@ def test_env_file_is_private():
     env = node(WEB).file("/etc/eterna-app/app.env")
     assert env.mode == 0o600
     assert env.user == "eterna-app"
-    assert "DEBUG=\"false\"" in env.content_string
+    assert 'DEBUG="false"' in env.content_string
 
 
 @pytest.mark.parametrize("unit", ["eterna-api", "eterna-worker", "eterna-beat"])
