@@ -1,51 +1,66 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`): lint, unit tests, then every Molecule scenario, with a
-# per-scenario summary and durations. Exit status is non-zero when anything failed.
-#   scripts/run-tests.sh                 everything
+# per-stage summary and durations. Exit status is non-zero when anything failed.
+#   scripts/run-tests.sh                       everything
 #   SCENARIOS="base postgres" scripts/run-tests.sh
-#   SKIP_LINT=1 / SKIP_UNIT=1 / SKIP_MOLECULE=1 to leave a stage out
+#   JOBS=1 scripts/run-tests.sh                scenarios one at a time (default 2 in parallel)
+#   SKIP_LINT=1 / SKIP_UNIT=1 / SKIP_MOLECULE=1 leave a stage out
+# Each scenario's full log is kept in build/test-logs/<scenario>.log and printed when it fails.
 # A scenario may hold a `skip-if` script: when it prints a reason and exits 0, the scenario is
 # reported as skipped with that reason (never as passed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
+logs=build/test-logs
+mkdir -p "$logs"
+rm -f "$logs"/*.result
 
-results=()
-failed=0
-stage() {  # name, command...
-  local name=$1 start rc
+run_stage() {  # name, command... ; writes build/test-logs/<name>.result
+  local name=$1 start rc secs
   shift
   start=$(date +%s)
-  echo "=== $name"
-  "$@"
+  "$@" >"$logs/$name.log" 2>&1
   rc=$?
-  local secs=$(($(date +%s) - start))
-  if [ $rc -eq 0 ]; then results+=("passed  ${secs}s  $name"); else results+=("FAILED  ${secs}s  $name"); failed=1; fi
-  return 0
+  secs=$(($(date +%s) - start))
+  if [ $rc -eq 0 ]; then
+    echo "passed  ${secs}s  $name" | tee "$logs/$name.result"
+  else
+    echo "FAILED  ${secs}s  $name (log: $logs/$name.log)" | tee "$logs/$name.result"
+    echo "----- last 150 lines of $name -----"
+    tail -n 150 "$logs/$name.log"
+    echo "----- end of $name -----"
+  fi
 }
 
-[ -n "${SKIP_LINT:-}" ] || stage lint scripts/lint.sh
-[ -n "${SKIP_UNIT:-}" ] || stage unit pytest -q tests/unit
+molecule_scenario() {  # scenario
+  local s=$1 reason
+  if [ -x "molecule/$s/skip-if" ] && reason=$("molecule/$s/skip-if") && [ -n "$reason" ]; then
+    echo "skipped      molecule-$s: $reason" | tee "$logs/molecule-$s.result"
+    return 0
+  fi
+  run_stage "molecule-$s" molecule test -s "$s"
+}
+export -f run_stage molecule_scenario
+export logs
+
+[ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh
+[ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q tests/unit tests/migrations
 
 if [ -z "${SKIP_MOLECULE:-}" ]; then
-  scripts/docker-engine.sh || { echo "no Docker engine"; exit 1; }
-  scripts/base-image.sh >/dev/null || { echo "base image build failed"; exit 1; }
+  scripts/docker-engine.sh || { echo "no Docker engine answers"; exit 1; }
+  scripts/base-image.sh >/dev/null || { echo "the base image could not be built"; exit 1; }
   all=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
-  for s in ${SCENARIOS:-$all}; do
-    if [ -x "molecule/$s/skip-if" ] && reason=$("molecule/$s/skip-if") && [ -n "$reason" ]; then
-      results+=("skipped      molecule $s: $reason")
-      continue
-    fi
-    stage "molecule $s" molecule test -s "$s"
-  done
+  # The whole-stack scenario is the longest: start it first so parallel runs finish together.
+  ordered=$(printf '%s\n' ${SCENARIOS:-$all} | awk '$0 == "stack" {print; next} {rest = rest $0 "\n"} END {printf "%s", rest}')
+  printf '%s\n' $ordered | xargs -P "${JOBS:-2}" -I{} bash -c 'molecule_scenario "$@"' _ {}
 fi
 
 echo
 echo "=== summary"
-printf '%s\n' "${results[@]}"
-total_passed=$(printf '%s\n' "${results[@]}" | grep -c '^passed' || true)
-total_failed=$(printf '%s\n' "${results[@]}" | grep -c '^FAILED' || true)
-total_skipped=$(printf '%s\n' "${results[@]}" | grep -c '^skipped' || true)
-echo "stages: $total_passed passed, $total_failed failed, $total_skipped skipped"
-exit $failed
+cat "$logs"/*.result
+passed=$(cat "$logs"/*.result | grep -c '^passed' || true)
+failed=$(cat "$logs"/*.result | grep -c '^FAILED' || true)
+skipped=$(cat "$logs"/*.result | grep -c '^skipped' || true)
+echo "stages: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
