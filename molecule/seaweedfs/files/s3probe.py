@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""S3 probe run on the client container: one operation per call, JSON on stdout.
+"""S3 probe run on the client container: a batch of operations, one JSON result per operation.
 
-Endpoint and credentials come from S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY; without the keys the
-request is sent unsigned (anonymous). TLS is verified against the system trust store. Exit 0 on success,
-3 on an S3 error (its code is printed), 4 on a connection error.
+Reads a JSON list of steps [identity, operation, *args] on stdin and prints a JSON list of results
+({"ok": true, ...} or {"ok": false, "code": ...}). The endpoint is S3_ENDPOINT; identity NAME signs with
+S3_<NAME>_ACCESS / S3_<NAME>_SECRET, and "anon" sends unsigned requests. An argument "$N.field" stands for
+that field of the result of step N (e.g. a version id). TLS is verified against the system trust store.
+Importing boto3 once per batch keeps the tests fast on a loaded machine.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import botocore
 from botocore.config import Config
 
 
-def client():
+def client(identity: str):
     cfg = {"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 1}, "connect_timeout": 10}
-    access, secret = os.environ.get("S3_ACCESS_KEY"), os.environ.get("S3_SECRET_KEY")
-    if not access:
+    access = os.environ.get(f"S3_{identity.upper()}_ACCESS")
+    secret = os.environ.get(f"S3_{identity.upper()}_SECRET")
+    if identity == "anon":
         cfg["signature_version"] = botocore.UNSIGNED
     return boto3.client(
         "s3",
@@ -32,8 +35,7 @@ def client():
     )
 
 
-def run(op: str, args: list[str]) -> dict:
-    s3 = client()
+def run(s3, op: str, args: list[str]) -> dict:
     if op == "buckets":
         return {"buckets": sorted(b["Name"] for b in s3.list_buckets()["Buckets"])}
     if op == "create":
@@ -82,18 +84,33 @@ def run(op: str, args: list[str]) -> dict:
     raise SystemExit(f"unknown operation {op}")
 
 
-def main() -> int:
+def step(clients: dict, identity: str, op: str, args: list[str]) -> dict:
+    if identity not in clients:
+        clients[identity] = client(identity)
     try:
-        out = run(sys.argv[1], sys.argv[2:])
+        return {"ok": True, **run(clients[identity], op, [str(a) for a in args])}
     except botocore.exceptions.ClientError as exc:
         err = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        print(json.dumps({"ok": False, "code": err.get("Code"), "status": status}))
-        return 3
+        return {"ok": False, "code": err.get("Code"), "status": status}
     except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.SSLError) as exc:
-        print(json.dumps({"ok": False, "code": type(exc).__name__, "error": str(exc)}))
-        return 4
-    print(json.dumps({"ok": True, **out}, default=str))
+        return {"ok": False, "code": type(exc).__name__, "error": str(exc)}
+
+
+def resolve(arg, results: list[dict]) -> str:
+    text = str(arg)
+    if text.startswith("$") and "." in text:
+        index, field = text[1:].split(".", 1)
+        return str(results[int(index)].get(field))
+    return text
+
+
+def main() -> int:
+    clients: dict = {}
+    results: list[dict] = []
+    for identity, op, *args in json.load(sys.stdin):
+        results.append(step(clients, identity, op, [resolve(a, results) for a in args]))
+    print(json.dumps(results, default=str))
     return 0
 
 
