@@ -28,6 +28,9 @@ def check(role: Path) -> list[str]:
     defaults_file = role / "defaults" / "main.yml"
     defaults = set((yaml.safe_load(defaults_file.read_text()) or {}) if defaults_file.exists() else {})
     problems = [f"{role.name}: default '{name}' is not in argument_specs" for name in sorted(defaults - documented)]
+    prefix = "eterna_" if role.name.startswith("_") else f"{role.name}_"
+    unprefixed = sorted(name for name in defaults if not name.startswith(prefix))
+    problems += [f"{role.name}: default '{name}' lacks the prefix '{prefix}'" for name in unprefixed]
     for name, entry in specs.items():
         for opt, spec in ((entry or {}).get("options", {}) or {}).items():
             if not spec.get("required") and opt not in defaults and "default" not in spec:
