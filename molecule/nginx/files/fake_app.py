@@ -80,7 +80,8 @@ class Handler(BaseHTTPRequestHandler):
                 },
             )
         elif path.startswith("/static/"):
-            self.reply(200, f"/* served by {HOST} */ body {{ margin: 0; }}\n".encode(), "text/css")
+            rules = "".join(f".c{i} {{ margin: {i}px; }}\n" for i in range(200))  # big enough for gzip
+            self.reply(200, f"/* served by {HOST} */\n{rules}".encode(), "text/css")
         elif path.startswith("/boom"):
             self.reply_json(500, {"error": "boom"})
         else:
