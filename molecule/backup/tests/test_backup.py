@@ -89,7 +89,9 @@ def latest_label() -> str:
 
 
 def metric(host: str, name: str) -> str:
-    return ok(host, f"grep -F '{name} ' /var/lib/prometheus/node-exporter/eterna_backup.prom || true")
+    """The sample lines of the textfile that start with ``name`` (a metric name, optionally with labels)."""
+    text = node(host).file("/var/lib/prometheus/node-exporter/eterna_backup.prom").content_string
+    return "\n".join(line for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
 
 
 @pytest.fixture(scope="module")
