@@ -116,7 +116,8 @@ def seeded():
     time.sleep(1.5)
     psql("INSERT INTO items (batch, payload) SELECT 'C', md5(g::text) FROM generate_series(1, 300) g")
     archive_now()
-    return {"label": label, "target": target}
+    history = ok(REPO, "find /var/lib/pgbackrest/archive/eterna -name '*.history*' | sort")
+    return {"label": label, "target": target, "history": history}
 
 
 # --- configuration, secrets, hardening -------------------------------------------------------------------
@@ -248,8 +249,9 @@ def test_drill_fails_loudly_on_a_corrupted_backup(seeded):
 
 
 def test_drills_never_archive_into_the_production_repository(seeded):
-    history = ok(REPO, "find /var/lib/pgbackrest/archive/eterna -name '*.history*'")
-    assert history.strip() == "", f"a drill pushed a new timeline into the repository: {history}"
+    """Every drill above promoted its scratch instance to a new timeline; none of them may reach the archive."""
+    history = ok(REPO, "find /var/lib/pgbackrest/archive/eterna -name '*.history*' | sort")
+    assert history == seeded["history"], f"a drill pushed a new timeline into the repository: {history}"
 
 
 def test_wal_status_metrics_on_the_primary():
