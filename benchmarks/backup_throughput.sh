@@ -31,7 +31,7 @@ psql_db "CREATE TABLE bench (id bigint, a text, b text, c text) WITH (autovacuum
 bytes=$(on "$DB" "du -sb $DATA | cut -f1")
 
 echo "raw copy of the data directory on $DB..." >&2
-on "$DB" "rm -rf /var/tmp/bench-raw; sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true"
+on "$DB" "rm -rf /var/tmp/bench-raw; sync"
 t0=$(secs); on "$DB" "cp -a $DATA /var/tmp/bench-raw && sync"; t1=$(secs)
 raw=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 on "$DB" "rm -rf /var/tmp/bench-raw"
@@ -46,11 +46,11 @@ echo "pgBackRest restore of that backup on $REPO (no WAL replay)..." >&2
 target=/var/lib/eterna-backup/drill/bench
 on "$REPO" "rm -rf $target && install -d -o pgbackrest -g pgbackrest -m 0700 $target"
 t0=$(secs)
-on "$REPO" "cd /tmp && runuser -u pgbackrest -- pgbackrest --config=/etc/pgbackrest/drill.conf --stanza=eterna --set=$label --pg1-path=$target --type=immediate --log-level-console=warn restore && sync"
+on "$REPO" "cd /tmp && runuser -u pgbackrest -- pgbackrest --config=/etc/pgbackrest/drill.conf --stanza=eterna --set=$label --pg1-path=$target --type=immediate --log-level-console=error restore && sync"
 t1=$(secs)
 restore=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 
-on "$REPO" "rm -rf $target; cd /tmp && runuser -u pgbackrest -- pgbackrest --stanza=eterna --set=$label --log-level-console=warn expire" || true
+on "$REPO" "rm -rf $target; cd /tmp && runuser -u pgbackrest -- pgbackrest --stanza=eterna --set=$label --log-level-console=error expire" || true
 psql_db "DROP DATABASE eterna_bench" >/dev/null
 
 printf '%-34s %10s\n' "data directory" "$(awk -v b="$bytes" 'BEGIN { printf "%.2f GiB", b / 1073741824 }')"
