@@ -1,0 +1,179 @@
+"""The whole site, end to end: through the TLS proxy to the app and every service behind it.
+
+Requests are sent with curl from the ops container (monitoring, backup), which trusts the internal
+CA like every converged host; the edge is addressed by its inventory name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from eterna_testinfra import node
+
+JOURNAL_UNITS = ["nginx", "eterna-api", "eterna-worker"]
+JOURNAL_HOSTS = ["stack-edge", "stack-app1"]
+
+ROOT = Path(__file__).resolve().parents[3]
+EDGE = "stack-edge"
+CLIENT = "stack-ops"
+BASE = f"https://{EDGE}"
+RESP = "/root/stack-resp"
+A, B = "tenant-a", "tenant-b"
+
+
+def http(method: str, path: str, tenant: str | None = None, body: dict | None = None, form: dict | None = None):
+    args = ["curl", "-s", "--max-time", "30", "-o", RESP, "-w", "%{http_code}", "-X", method, f"{BASE}{path}"]
+    if tenant:
+        args += ["-H", f"X-Tenant-ID: {tenant}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    for key, value in (form or {}).items():
+        args += ["-F", f"{key}={value}"]
+    client = node(CLIENT)
+    status = client.check_output(shlex.join(args))
+    return int(status), client.run(f"cat {RESP}").stdout
+
+
+def test_ready_through_the_proxy_reports_every_dependency_healthy():
+    status, text = http("GET", "/health/ready")
+    assert status == 200, text
+    checks = json.loads(text)["checks"]
+    assert set(checks) == {"postgresql", "redis", "rabbitmq", "s3"}
+    assert all(check["status"] == "ok" for check in checks.values()), checks
+
+
+def test_http_redirects_to_https():
+    out = node(CLIENT).check_output(f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' http://{EDGE}/health")
+    code, location = out.split(" ", 1)
+    assert code in {"301", "308"}
+    assert location.startswith("https://")
+
+
+def test_tenant_crud_and_isolation_across_the_edge():
+    status, text = http("POST", "/api/v1/houses", A, {"name": "Stack villa", "address": "1 Edge Road"})
+    assert status == 201, text
+    hid = json.loads(text)["id"]
+    assert hid in http("GET", "/api/v1/houses", A)[1]
+    assert hid not in http("GET", "/api/v1/houses", B)[1]
+    assert http("GET", f"/api/v1/houses/{hid}", B)[0] == 404
+    assert http("PATCH", f"/api/v1/houses/{hid}", B, {"name": "stolen"})[0] == 404
+    assert http("DELETE", f"/api/v1/houses/{hid}", B)[0] == 404
+    assert http("PATCH", f"/api/v1/houses/{hid}", A, {"name": "Renamed"})[0] == 200
+    assert http("DELETE", f"/api/v1/houses/{hid}", A)[0] == 204
+
+
+def test_document_upload_lands_in_object_storage_and_downloads_intact():
+    client = node(CLIENT)
+    client.check_output("head -c 200000 /dev/urandom > /root/stack-doc.bin")
+    digest = client.check_output("sha256sum /root/stack-doc.bin").split()[0]
+    status, text = http("POST", "/api/v1/documents", A, form={"file": "@/root/stack-doc.bin"})
+    assert status == 201, text
+    doc = json.loads(text)
+    client.check_output(
+        f"curl -sf -H 'X-Tenant-ID: {A}' -o /root/stack-doc.out {BASE}/api/v1/documents/{doc['id']}/download"
+    )
+    assert client.check_output("sha256sum /root/stack-doc.out").split()[0] == digest
+    # The object is in the bucket: the data host's S3 gateway stores it (the filer lists it).
+    listing = node("stack-data").check_output("find /var/lib/seaweedfs -type f | wc -l")
+    assert int(listing) > 0
+
+
+def test_bim_conversion_completes_through_celery():
+    client = node(CLIENT)
+    client.check_output("printf 'ISO-10303-21;\\nHEADER;\\nENDSEC;\\n' > /root/stack-model.ifc")
+    status, text = http("POST", "/api/v1/bim-models", A, form={"file": "@/root/stack-model.ifc"})
+    assert status == 201, text
+    bim = json.loads(text)
+    assert http("POST", f"/api/v1/bim-models/{bim['id']}/convert", A)[0] == 202
+    state = {}
+    for _ in range(60):
+        state = json.loads(http("GET", f"/api/v1/bim-models/{bim['id']}", A)[1])
+        if state["conversion_status"] in ("completed", "failed"):
+            break
+        time.sleep(2)
+    assert state["conversion_status"] == "completed", state
+
+
+@pytest.mark.parametrize(("target", "port"), [("stack-db1", 5432), ("stack-data", 6379), ("stack-data", 5671)])
+def test_edge_cannot_reach_data_services_but_app_can(target, port):
+    assert node(EDGE).run(f"timeout 5 bash -c 'exec 3<>/dev/tcp/{target}/{port}'").rc != 0
+    assert node("stack-app1").run(f"timeout 5 bash -c 'exec 3<>/dev/tcp/{target}/{port}'").rc == 0
+
+
+def test_prometheus_sees_every_target_up():
+    ops = node(CLIENT)
+    password = _secret("prometheus/admin")
+    out = ops.check_output(
+        f"curl -sf -u admin:{shlex.quote(password)} https://{CLIENT}:9090/api/v1/targets?state=active"
+    )
+    targets = json.loads(out)["data"]["activeTargets"]
+    assert targets
+    down = [t["scrapeUrl"] for t in targets if t["health"] != "up"]
+    assert not down, down
+
+
+def test_a_fresh_backup_exists_and_the_restore_drill_passes():
+    ops = node(CLIENT)
+    info = ops.check_output(
+        "sudo -u pgbackrest pgbackrest info --output=json 2>/dev/null || pgbackrest info --output=json"
+    )
+    stanzas = json.loads(info)
+    assert stanzas and stanzas[0]["backup"], "no backup in the repository"
+    drill = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(ROOT / "playbooks" / "restore_drill.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert drill.returncode == 0, drill.stdout[-4000:]
+
+
+def test_no_secret_leaks_in_a_verbose_run():
+    """A -vvv run of the whole site prints no derived secret and not the master key."""
+    log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "site-vvv.log"
+    with log.open("w") as fh:
+        subprocess.run(
+            [
+                "ansible-playbook",
+                "-vvv",
+                "-i",
+                os.environ["MOLECULE_INVENTORY_FILE"],
+                str(ROOT / "playbooks" / "site.yml"),
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=3600,
+            check=True,
+        )
+    res = subprocess.run(
+        [str(ROOT / "scripts" / "leak_check.py"), "--key", _lab_key(), str(log)], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stdout
+
+
+def _lab_key() -> str:
+    import yaml
+
+    return yaml.safe_load((ROOT / "inventories" / "lab" / "group_vars" / "all" / "main.yml").read_text())[
+        "eterna_master_key"
+    ]
+
+
+def _secret(purpose: str, **kwargs) -> str:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eterna_secrets", ROOT / "filter_plugins" / "secrets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.derive_secret(_lab_key(), purpose, **kwargs)
