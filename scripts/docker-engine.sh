@@ -3,6 +3,12 @@
 # dockerd in the background, then wait until it answers (at most 60 s).
 set -euo pipefail
 
+# Every systemd container takes inotify instances from the host's pool; the default 128 runs out
+# at about two dozen containers (units then crash-loop). Raise it when it is lower.
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 1024)" -lt 1024 ]; then
+  sysctl -qw fs.inotify.max_user_instances=1024 || echo "docker-engine: could not raise fs.inotify.max_user_instances" >&2
+fi
+
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
