@@ -20,6 +20,11 @@ celery_app.conf.update(
     task_reject_on_worker_lost=True,
     broker_connection_retry_on_startup=True,
     broker_heartbeat=30,
+    # The rabbitmq role makes durable queues quorum queues (replicated). Declare them so, which also
+    # makes the worker use per-consumer prefetch: quorum queues refuse global QoS.
+    task_default_queue_type="quorum",
+    # Publisher confirms: a task is only "sent" once the broker has it.
+    broker_transport_options={"confirm_publish": True},
     timezone="UTC",
     beat_schedule={
         "requeue-stale-bim-conversions": {"task": "app.tasks.requeue_stale_conversions", "schedule": 300.0},
