@@ -58,14 +58,14 @@ def fetch(url: str, *args: str, host: str = CLIENT) -> Response:
     return Response(status, headers, body)
 
 
-def burst(url: str, count: int, *args: str, parallel: int = 0) -> list[Response]:
-    """``count`` requests to ``url`` in one curl run on the client (sequential unless ``parallel``):
+def burst(url: str, count: int, *args: str, parallel: int = 0, host: str = CLIENT) -> list[Response]:
+    """``count`` requests to ``url`` in one curl run on ``host`` (sequential unless ``parallel``):
     status and security headers of each (bodies are not kept)."""
     opts = " ".join(shlex.quote(a) for a in args)
     transfers = " ".join(f"-o /dev/null {shlex.quote(url)}" for _ in range(count))
     par = f"-Z --parallel-max {parallel}" if parallel else ""
     fields = "\t".join(["%{http_code}"] + [f"%header{{{name}}}" for name in SECURITY_HEADERS])
-    out = node(CLIENT).check_output(f"curl -sS --max-time 30 {par} -w '{fields}\\n' {opts} {transfers}")
+    out = node(host).check_output(f"curl -sS --max-time 30 {par} -w '{fields}\\n' {opts} {transfers}")
     responses = []
     for line in out.splitlines():
         code, *values = line.split("\t")

@@ -125,18 +125,26 @@ def test_a_fresh_backup_exists_and_the_restore_drill_passes():
     )
     stanzas = json.loads(info)
     assert stanzas and stanzas[0]["backup"], "no backup in the repository"
-    drill = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(ROOT / "playbooks" / "restore_drill.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    drill = _playbook("restore_drill.yml")
     assert drill.returncode == 0, drill.stdout[-4000:]
+
+
+def test_a_pending_migration_is_backed_up_by_pgbackrest_first():
+    """With the backup role deployed, migrate.yml takes a pgBackRest backup before upgrading."""
+    app, ops = node("stack-app1"), node(CLIENT)
+
+    def backups() -> int:
+        info = json.loads(ops.check_output("sudo -u pgbackrest pgbackrest info --output=json"))
+        return len(info[0]["backup"])
+
+    before = backups()
+    heads = app.check_output("eterna-app-manage /opt/eterna-app/current alembic heads")
+    app.check_output("eterna-app-manage /opt/eterna-app/current alembic downgrade -1")
+    migrate = _playbook("migrate.yml")
+    assert migrate.returncode == 0, migrate.stdout[-4000:]
+    assert backups() == before + 1
+    current = app.check_output("eterna-app-manage /opt/eterna-app/current alembic current")
+    assert heads.split()[0] in current, (heads, current)
 
 
 def test_no_secret_leaks_in_a_verbose_run():
@@ -160,6 +168,16 @@ def test_no_secret_leaks_in_a_verbose_run():
         [str(ROOT / "scripts" / "leak_check.py"), "--key", _lab_key(), str(log)], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stdout
+
+
+def _playbook(name: str) -> subprocess.CompletedProcess:
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    return subprocess.run(
+        ["ansible-playbook", "-i", inventory, str(ROOT / "playbooks" / name)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 def _lab_key() -> str:
