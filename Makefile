@@ -35,6 +35,7 @@ lab: venv  ## Create the lab containers and converge playbooks/site.yml on them
 	scripts/docker-engine.sh
 	ansible-playbook playbooks/lab.yml
 	ansible-playbook playbooks/site.yml
+	scripts/lab-info.sh
 
 lab-destroy: venv  ## Remove the lab containers
 	ansible-playbook playbooks/lab.yml -e lab_container_state=absent
