@@ -163,11 +163,22 @@ def test_no_secret_leaks_in_a_verbose_run():
             stderr=subprocess.STDOUT,
             timeout=3600,
             check=True,
+            env=_env(),
         )
     res = subprocess.run(
         [str(ROOT / "scripts" / "leak_check.py"), "--key", _lab_key(), str(log)], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stdout
+
+
+def _env() -> dict[str, str]:
+    return dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_FILTER_PLUGINS=str(ROOT / "filter_plugins"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+    )
 
 
 def _playbook(name: str) -> subprocess.CompletedProcess:
@@ -177,6 +188,7 @@ def _playbook(name: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=1800,
+        env=_env(),
     )
 
 
