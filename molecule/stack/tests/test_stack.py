@@ -120,9 +120,7 @@ def test_prometheus_sees_every_target_up():
 
 def test_a_fresh_backup_exists_and_the_restore_drill_passes():
     ops = node(CLIENT)
-    info = ops.check_output(
-        "sudo -u pgbackrest pgbackrest info --output=json 2>/dev/null || pgbackrest info --output=json"
-    )
+    info = ops.check_output("cd /tmp && runuser -u pgbackrest -- pgbackrest --stanza=eterna --output=json info")
     stanzas = json.loads(info)
     assert stanzas and stanzas[0]["backup"], "no backup in the repository"
     drill = _playbook("restore_drill.yml")
@@ -134,7 +132,9 @@ def test_a_pending_migration_is_backed_up_by_pgbackrest_first():
     app, ops = node("stack-app1"), node(CLIENT)
 
     def backups() -> int:
-        info = json.loads(ops.check_output("sudo -u pgbackrest pgbackrest info --output=json"))
+        info = json.loads(
+            ops.check_output("cd /tmp && runuser -u pgbackrest -- pgbackrest --stanza=eterna --output=json info")
+        )
         return len(info[0]["backup"])
 
     before = backups()
