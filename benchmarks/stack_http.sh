@@ -19,8 +19,9 @@ if ! docker inspect "$EDGE" >/dev/null 2>&1; then
   echo "stack_http: container $EDGE does not exist; run make lab first (skipped)"
   exit 0
 fi
-docker exec "$EDGE" sh -c 'command -v wrk >/dev/null || { apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y wrk >/dev/null; }'
-docker cp benchmarks/wrk_report.lua "$EDGE":/tmp/wrk_report.lua >/dev/null
+docker exec "$EDGE" sh -c 'command -v wrk >/dev/null || { apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y wrk >/dev/null 2>&1; }'
+# /tmp is a tmpfs in the containers, which docker cp cannot see: stream the file in.
+docker exec -i "$EDGE" sh -c 'cat >/tmp/wrk_report.lua' <benchmarks/wrk_report.lua
 
 # The tenant's list holds 50 houses (created directly on the app the first time).
 docker exec -i "$EDGE" python3 - "http://$APP:8000" "$TENANT" <<'PY'
@@ -40,14 +41,14 @@ run() {  # label, url, extra wrk args...
   local label=$1 url=$2
   shift 2
   # A short warm-up fills the keepalive pools and the app's connection pools.
-  docker exec "$EDGE" wrk -t2 -c"$CONNS" -d5s "$@" "$url" >/dev/null
+  docker exec "$EDGE" wrk -t2 -c"$CONNS" -d5s --timeout 10s "$@" "$url" >/dev/null
   local line
-  line=$(docker exec "$EDGE" wrk -t2 -c"$CONNS" -d"$DURATION" -s /tmp/wrk_report.lua "$@" "$url" | tail -n 1)
+  line=$(docker exec "$EDGE" wrk -t2 -c"$CONNS" -d"$DURATION" --timeout 10s -s /tmp/wrk_report.lua "$@" "$url" | tail -n 1)
   printf '%-28s %s\n' "$label" "$line"
   echo "$line" | sed -n 's/.* rps=\([0-9.]*\) .*/\1/p' >"/tmp/stack_http.$label.rps"
 }
 
-echo "wrk -t2 -c$CONNS -d$DURATION from $EDGE; nginx: https://$EDGE (loopback), direct: http://$APP:8000"
+echo "wrk -t2 -c$CONNS -d$DURATION --timeout 10s from $EDGE; nginx: https://$EDGE (loopback), direct: http://$APP:8000"
 echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 proxy=(-H "Host: $EDGE")
 tenant=(-H "X-Tenant-ID: $TENANT")
