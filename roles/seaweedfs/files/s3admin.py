@@ -2,7 +2,8 @@
 """Converge S3 buckets to their desired state: exist, versioning, non-current version expiry, bucket policy.
 
 Standard library only (the object-storage host needs no boto3). Requests are signed with AWS Signature
-Version 4; the credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Prints one JSON line
+Version 4; the credentials come from stdin (access key, then secret key, one per line; an environment variable
+would show in the run's verbose output). Prints one JSON line
 {"changed": bool, "actions": [...]}; with --check it reports what it would change and changes nothing.
 """
 
@@ -15,7 +16,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import os
 import ssl
 import sys
 import urllib.parse
@@ -186,9 +186,10 @@ def main() -> int:
     parser.add_argument("--check", action="store_true")
     parser.add_argument("buckets", nargs="+")
     args = parser.parse_args()
-    access, secret = os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+    lines = sys.stdin.read().splitlines()
+    access, secret = (lines + ["", ""])[:2]
     if not access or not secret:
-        print("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set", file=sys.stderr)
+        print("stdin must hold the access key and the secret key, one per line", file=sys.stderr)
         return 2
     client = Client(args.endpoint, args.region, args.cafile, access, secret)
     actions: list[str] = []
