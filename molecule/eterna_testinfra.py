@@ -2,14 +2,23 @@
 
 ``node(name)`` returns a testinfra host for another container of the running scenario, so a test
 acts from a client host against a server host. ``journal(host, units)`` reads recent journal lines.
+``secrets()`` is the repository's secrets filter module (derive the passwords the roles set),
+``ansible_env()`` the environment a test runs ansible-playbook with, and ``curl(...)`` one HTTP
+request sent from a container.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 import os
+import shlex
+from pathlib import Path
 
 import testinfra
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @functools.cache
@@ -29,3 +38,39 @@ def journal(host_name: str, units: list[str]) -> str:
         res = host.run(f"journalctl -u {unit} -n 60 --no-pager")
         out.append(f"--- {host_name}: journalctl -u {unit} ---\n{res.stdout}{res.stderr}")
     return "\n".join(out)
+
+
+@functools.cache
+def secrets():
+    """filter_plugins/secrets.py as a module: ``secrets().derive_secret(key, purpose)``."""
+    spec = importlib.util.spec_from_file_location("eterna_secrets", ROOT / "filter_plugins" / "secrets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ansible_env() -> dict[str, str]:
+    """Environment of an ansible-playbook run from a test: the repository's roles and filters, no color."""
+    return dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_FILTER_PLUGINS=str(ROOT / "filter_plugins"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+    )
+
+
+def curl(client: str, url: str, method: str = "GET", tenant: str | None = None, body=None, form=None):
+    """(status, body text) of one request sent with curl from container ``client``: JSON ``body`` or
+    multipart ``form`` fields (curl -F syntax), the tenant in X-Tenant-ID."""
+    resp = "/tmp/eterna-curl.resp"  # noqa: S108 - inside the test container
+    args = ["curl", "-s", "--max-time", "30", "-o", resp, "-w", "%{http_code}", "-X", method, url]
+    if tenant:
+        args += ["-H", f"X-Tenant-ID: {tenant}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    for key, value in (form or {}).items():
+        args += ["-F", f"{key}={value}"]
+    host = node(client)
+    status = host.check_output(shlex.join(args))
+    return int(status), host.run(f"cat {resp}").stdout

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shlex
 import time
 import uuid
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import curl, node
 
 JOURNAL_UNITS = ["eterna-api", "eterna-worker", "eterna-beat"]
 JOURNAL_HOSTS = ["app-web"]
@@ -17,23 +16,13 @@ WEB = "app-web"
 CLIENT = "app-data"
 BASE = f"http://{WEB}:8000"
 # Scratch file inside the client container (not on the controller).
-RESP = "/tmp/resp"  # noqa: S108
 A = "tenant-a"
 B = "tenant-b"
 
 
 def http(method: str, path: str, tenant: str | None = None, body: dict | None = None, form: dict | None = None):
     """(status, body text) of a request sent by curl from the client container."""
-    args = ["curl", "-s", "-o", RESP, "-w", "%{http_code}", "-X", method, f"{BASE}{path}"]
-    if tenant:
-        args += ["-H", f"X-Tenant-ID: {tenant}"]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    for key, value in (form or {}).items():
-        args += ["-F", f"{key}={value}"]
-    client = node(CLIENT)
-    status = client.check_output(shlex.join(args))
-    return int(status), client.run(f"cat {RESP}").stdout
+    return curl(CLIENT, f"{BASE}{path}", method, tenant, body, form)
 
 
 def create_house(tenant: str, name: str) -> dict:

@@ -5,16 +5,14 @@ pgaudit in the JSON log, the exporter, and the modes of files that hold secrets.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shlex
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import ROOT, ansible_env, node, secrets
 
 JOURNAL_UNITS = ["postgresql@15-main", "prometheus-postgres-exporter"]
 JOURNAL_HOSTS = ["postgres-db"]
@@ -25,15 +23,7 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 JSON_LOG_GLOB = "/var/log/postgresql/postgresql-15-main-*.json"
 
 
-def _secrets():
-    path = Path(__file__).resolve().parents[3] / "filter_plugins" / "secrets.py"
-    spec = importlib.util.spec_from_file_location("eterna_secrets", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SECRETS = _secrets()
+SECRETS = secrets()
 
 
 def master_key() -> str:
@@ -203,27 +193,19 @@ def test_settings_stay_in_conf_d():
 
 def test_a_new_major_version_over_the_cluster_is_refused():
     """Asking for PostgreSQL 16 over the 15 cluster stops in preflight with a pointer to the upgrade."""
-    root = Path(__file__).resolve().parents[3]
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(root / "roles"),
-        ANSIBLE_FILTER_PLUGINS=str(root / "filter_plugins"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
     res = subprocess.run(
         [
             "ansible-playbook",
             "-i",
             os.environ["MOLECULE_INVENTORY_FILE"],
-            str(root / "playbooks" / "services" / "postgres.yml"),
+            str(ROOT / "playbooks" / "services" / "postgres.yml"),
             "-e",
             '{"postgres_version": 16}',
             "--tags",
             "preflight",
         ],
-        cwd=root,
-        env=env,
+        cwd=ROOT,
+        env=ansible_env(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -4,15 +4,13 @@ endpoint, the listeners that must stay local, and the modes of the files that ho
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import node, secrets
 
 JOURNAL_UNITS = ["rabbitmq-server"]
 JOURNAL_HOSTS = ["rabbitmq-broker"]
@@ -22,15 +20,7 @@ CLIENT = "rabbitmq-client"
 PROBE = "/usr/local/bin/amqp_probe.py"
 
 
-def _secrets():
-    path = Path(__file__).resolve().parents[3] / "filter_plugins" / "secrets.py"
-    spec = importlib.util.spec_from_file_location("eterna_secrets", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SECRETS = _secrets()
+SECRETS = secrets()
 
 
 def secret(purpose: str, **kwargs) -> str:

@@ -5,15 +5,13 @@ API on the private address is served over verified TLS."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shlex
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import node, secrets
 
 NODES = ["rabbitmq_cluster-n1", "rabbitmq_cluster-n2", "rabbitmq_cluster-n3"]
 JOURNAL_UNITS = ["rabbitmq-server"]
@@ -21,15 +19,7 @@ JOURNAL_HOSTS = NODES
 PROBE = "/usr/local/bin/amqp_probe.py"
 
 
-def _secrets():
-    path = Path(__file__).resolve().parents[3] / "filter_plugins" / "secrets.py"
-    spec = importlib.util.spec_from_file_location("eterna_secrets", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SECRETS = _secrets()
+SECRETS = secrets()
 
 
 def secret(purpose: str, **kwargs) -> str:

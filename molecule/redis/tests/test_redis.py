@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import shlex
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import node, secrets
 
 JOURNAL_UNITS = ["redis-server", "prometheus-redis-exporter"]
 JOURNAL_HOSTS = ["redis-cache"]
@@ -24,20 +22,11 @@ NOPERM = "NOPERM"
 
 
 @functools.cache
-def _secrets():
-    path = Path(__file__).resolve().parents[3] / "filter_plugins" / "secrets.py"
-    spec = importlib.util.spec_from_file_location("eterna_secrets", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@functools.cache
 def password(account: str) -> str:
     """The password the role derives for ``account`` (app, admin, exporter)."""
     key = node(SERVER).ansible.get_variables()["eterna_master_key"]
     purpose = {"app": "redis/eterna", "admin": "redis/admin", "exporter": "redis/exporter"}[account]
-    return _secrets().derive_secret(key, purpose)
+    return secrets().derive_secret(key, purpose)
 
 
 def cli(

@@ -14,30 +14,19 @@ import time
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import ROOT, ansible_env, curl, node, secrets
 
 JOURNAL_UNITS = ["nginx", "eterna-api", "eterna-worker"]
 JOURNAL_HOSTS = ["stack-edge", "stack-app1"]
 
-ROOT = Path(__file__).resolve().parents[3]
 EDGE = "stack-edge"
 CLIENT = "stack-ops"
 BASE = f"https://{EDGE}"
-RESP = "/root/stack-resp"
 A, B = "tenant-a", "tenant-b"
 
 
 def http(method: str, path: str, tenant: str | None = None, body: dict | None = None, form: dict | None = None):
-    args = ["curl", "-s", "--max-time", "30", "-o", RESP, "-w", "%{http_code}", "-X", method, f"{BASE}{path}"]
-    if tenant:
-        args += ["-H", f"X-Tenant-ID: {tenant}"]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    for key, value in (form or {}).items():
-        args += ["-F", f"{key}={value}"]
-    client = node(CLIENT)
-    status = client.check_output(shlex.join(args))
-    return int(status), client.run(f"cat {RESP}").stdout
+    return curl(CLIENT, f"{BASE}{path}", method, tenant, body, form)
 
 
 def test_ready_through_the_proxy_reports_every_dependency_healthy():
@@ -163,22 +152,12 @@ def test_no_secret_leaks_in_a_verbose_run():
             stderr=subprocess.STDOUT,
             timeout=3600,
             check=True,
-            env=_env(),
+            env=ansible_env(),
         )
     res = subprocess.run(
         [str(ROOT / "scripts" / "leak_check.py"), "--key", _lab_key(), str(log)], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stdout
-
-
-def _env() -> dict[str, str]:
-    return dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_FILTER_PLUGINS=str(ROOT / "filter_plugins"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
 
 
 def _playbook(name: str) -> subprocess.CompletedProcess:
@@ -188,7 +167,7 @@ def _playbook(name: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=1800,
-        env=_env(),
+        env=ansible_env(),
     )
 
 
@@ -201,9 +180,4 @@ def _lab_key() -> str:
 
 
 def _secret(purpose: str, **kwargs) -> str:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("eterna_secrets", ROOT / "filter_plugins" / "secrets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.derive_secret(_lab_key(), purpose, **kwargs)
+    return secrets().derive_secret(_lab_key(), purpose, **kwargs)
