@@ -21,11 +21,13 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "examples" / "eterna_home_app"
 PRE_TENANT = "0001_initial_schema"
-HEAD = "0005_add_bim_conversion_fields"
+HEAD = "0006_add_identity_tables"
+BEFORE_IDENTITY = "0005_add_bim_conversion_fields"
 TENANTS = ("acme", "globex", "initech")
 EXPECTED_CHAIN = [
     "0001_initial_schema",
@@ -33,6 +35,7 @@ EXPECTED_CHAIN = [
     "0003_add_user_tenant_role_table",
     "0004_add_ai_interaction_table",
     "0005_add_bim_conversion_fields",
+    "0006_add_identity_tables",
 ]
 TENANT_TABLES = (
     "users",
@@ -220,6 +223,91 @@ def test_seeded_rows_survive_upgrade_downgrade_upgrade(database_url):
         assert rows(database_url, table, before[table]["columns"]) == data, f"{table} changed after the round trip"
 
 
+def test_identity_revision_backfills_tenants_and_downgrades(database_url):
+    """0006: tenants backfilled from users and memberships, memberships must name a tenant, users stay
+    active, refresh tokens and audit events are stored; downgrading to 0005 keeps users and
+    memberships exactly and drops what 0006 added; upgrading again works."""
+    cfg = alembic_cfg()
+    command.upgrade(cfg, BEFORE_IDENTITY)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        for n, tenant in enumerate(TENANTS):
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, tenant_id) "
+                    "VALUES (gen_random_uuid(), 'u' || :n || '@' || :t || '.example', :t)"
+                ),
+                {"t": tenant, "n": n},
+            )
+        # A membership in a tenant no user was created in ("umbrella"), and one per home tenant.
+        conn.execute(
+            text(
+                "INSERT INTO user_tenant_roles (id, user_id, tenant_id, role) "
+                "SELECT gen_random_uuid(), id, tenant_id, 'owner' FROM users "
+                "UNION ALL SELECT gen_random_uuid(), id, 'umbrella', 'viewer' FROM users WHERE tenant_id = 'acme'"
+            )
+        )
+    users_before = rows(database_url, "users", ["id", "email", "tenant_id"])
+    roles_before = rows(database_url, "user_tenant_roles", ["id", "user_id", "tenant_id", "role"])
+
+    command.upgrade(cfg, "0006_add_identity_tables")
+    with engine.begin() as conn:
+        tenants = conn.execute(text("SELECT id FROM tenants ORDER BY id")).scalars().all()
+        assert tenants == sorted([*TENANTS, "umbrella"])
+        assert conn.execute(text("SELECT DISTINCT is_active FROM users")).scalars().all() == [True]
+        user_id = conn.execute(text("SELECT id FROM users WHERE tenant_id = 'acme'")).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO refresh_tokens (id, token_hash, user_id, tenant_id, family_id, expires_at) "
+                "VALUES (gen_random_uuid(), repeat('a', 64), :u, 'acme', gen_random_uuid(), now())"
+            ),
+            {"u": user_id},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO audit_events (id, tenant_id, action, outcome) "
+                "VALUES (gen_random_uuid(), 'acme', 'login', 'success')"
+            )
+        )
+        assert conn.execute(text("SELECT details FROM audit_events")).scalar_one() == "{}"
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO user_tenant_roles (id, user_id, tenant_id, role) "
+                "VALUES (gen_random_uuid(), :u, 'no-such-tenant', 'member')"
+            ),
+            {"u": user_id},
+        )
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO refresh_tokens (id, token_hash, user_id, tenant_id, family_id, expires_at) "
+                "VALUES (gen_random_uuid(), repeat('a', 64), :u, 'acme', gen_random_uuid(), now())"
+            ),
+            {"u": user_id},
+        )
+
+    command.downgrade(cfg, BEFORE_IDENTITY)
+    assert current(database_url) == BEFORE_IDENTITY
+    with engine.connect() as conn:
+        left = conn.execute(
+            text(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_name IN ('tenants', 'refresh_tokens', 'audit_events')"
+            )
+        ).all()
+        assert left == []
+        column = conn.execute(
+            text("SELECT 1 FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'is_active'")
+        ).all()
+        assert column == []
+    engine.dispose()
+    assert rows(database_url, "users", ["id", "email", "tenant_id"]) == users_before
+    assert rows(database_url, "user_tenant_roles", ["id", "user_id", "tenant_id", "role"]) == roles_before
+    command.upgrade(cfg, "head")
+    assert current(database_url) == HEAD
+
+
 BAD_MIGRATIONS = {
     "loses_rows": """
         def upgrade():
@@ -248,9 +336,9 @@ def test_failed_migration_is_restored_from_backup(database_url, tmp_path, kind):
     extra = tmp_path / "versions"
     extra.mkdir()
     body = textwrap.dedent(BAD_MIGRATIONS[kind])
-    (extra / "0006_bad.py").write_text(
+    (extra / "9999_bad.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        f"revision = '0006_bad'\ndown_revision = '{HEAD}'\nbranch_labels = None\ndepends_on = None\n"
+        f"revision = '9999_bad'\ndown_revision = '{HEAD}'\nbranch_labels = None\ndepends_on = None\n"
         f"{body}\n\ndef downgrade():\n    pass\n"
     )
     env = dbcheck.pg_env(database_url)
@@ -265,7 +353,7 @@ def test_failed_migration_is_restored_from_backup(database_url, tmp_path, kind):
     except Exception:  # noqa: BLE001 - any failure of the upgrade triggers the restore
         failed = True
     if not failed:
-        failed = current(database_url) != "0006_bad" or dbcheck.main(["verify", "--before", str(snap)]) != 0
+        failed = current(database_url) != "9999_bad" or dbcheck.main(["verify", "--before", str(snap)]) != 0
     assert failed, "the verification must catch a migration that damages data"
 
     assert dbcheck.main(["restore", "--dump", str(dump), "--before", str(snap)]) == 0
