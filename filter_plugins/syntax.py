@@ -1,0 +1,244 @@
+"""Quote values for the syntax of the file or string they are written into.
+
+A password, a host or an operator's value is data; each target syntax gives some of its characters a meaning
+(``/`` and ``@`` in a URL, ``$`` and `````` in an environment file, ``:`` in ``.pgpass``, a space in a libpq
+connection string).  One function per target syntax, each tested by parsing its output back with the consumer's
+own parser (tests/unit/test_syntax.py).  Every function refuses what its syntax cannot carry, naming the value's
+role, instead of writing something the consumer reads differently.
+
+All logic lives in plain, typed functions; ``FilterModule`` only maps the public names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.parse
+from collections.abc import Callable, Iterable
+from typing import Any
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - exercised only when ansible is absent
+
+    class AnsibleFilterError(ValueError):  # type: ignore[no-redef]
+        """Stand-in used when ansible-core is not importable."""
+
+
+# systemd's env_name_is_valid(): letters, digits and underscore, not starting with a digit.
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters.
+_HOSTNAME_RE = re.compile(
+    r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+)
+_LINE_BREAKS = ("\n", "\r")
+
+
+def _fail(func: str, message: str) -> AnsibleFilterError:
+    return AnsibleFilterError(f"{func}: {message}")
+
+
+def _text(func: str, what: str, value: Any, *, allow_int: bool = False) -> str:
+    """Return ``value`` as ``str``; ints only where the syntax has numbers (ports); never bools or None."""
+    if value is None:
+        raise _fail(func, f"{what} is missing (got None)")
+    if isinstance(value, bool):
+        raise _fail(func, f"{what} must be a string, got bool {value!r} (quote it in YAML)")
+    if allow_int and isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return str(value)
+    if type(value).__name__ == "EncryptedString":  # ansible-core >= 2.19 vaulted value, decrypts on str()
+        return str(value)
+    raise _fail(func, f"{what} must be a string, got {type(value).__name__}")
+
+
+def _no_nul(func: str, what: str, text: str, *, line_breaks: bool = True) -> str:
+    if "\x00" in text:
+        raise _fail(func, f"{what} contains a NUL character")
+    if line_breaks and any(c in text for c in _LINE_BREAKS):
+        raise _fail(func, f"{what} contains a line break")
+    return text
+
+
+# --------------------------------------------------------------------------------------------------------------
+# URLs (RFC 3986)
+
+
+def url_component(value: Any, what: str = "value") -> str:
+    """Percent-encode a URL user name, password or path segment (RFC 3986 sections 2.1, 3.2.1, 3.3).
+
+    Everything but the unreserved characters (``A-Z a-z 0-9 - . _ ~``) is encoded, ``/``, ``:``, ``@``, ``%``
+    included: Ansible's ``urlencode`` leaves ``/`` as is, and ``redis://u:Kp9/Qz@h:6379`` parses with port
+    ``Kp9``.  Non-ASCII text is encoded as UTF-8 first.  Consumers (urllib.parse, redis-py, kombu, SQLAlchemy)
+    percent-decode these components.
+
+    Raises AnsibleFilterError for None, bools and non-strings.
+    """
+    return urllib.parse.quote(_text("url_component", what, value, allow_int=True), safe="")
+
+
+def url_host(value: Any, what: str = "host") -> str:
+    """A host as written in a URL authority, nginx ``server``/``listen`` or a Prometheus target.
+
+    IPv4 addresses and RFC 1123 host names come back unchanged; IPv6 addresses (with or without brackets) come
+    back in brackets, compressed (RFC 3986 section 3.2.2 ``IP-literal``).  Zone identifiers (``fe80::1%eth0``)
+    are refused: each consumer writes them differently.
+
+    Raises AnsibleFilterError for anything that is not an IP address or a host name (spaces, ``/``, ``@``...).
+    """
+    text = _text("url_host", what, value).strip()
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        if bare is text and _HOSTNAME_RE.fullmatch(text) and not re.fullmatch(r"[0-9.]+", text):
+            return text
+        raise _fail("url_host", f"{what} {value!r} is neither an IP address nor a host name") from None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id:
+            raise _fail("url_host", f"{what} {value!r} has a zone identifier; use an address without '%zone'")
+        return f"[{address.compressed}]"
+    return address.compressed
+
+
+def port_number(value: Any, what: str = "port") -> int:
+    """A TCP/UDP port, 1-65535, from an int or a decimal string.  Raises AnsibleFilterError otherwise."""
+    text = _text("port_number", what, value, allow_int=True).strip()
+    if not re.fullmatch(r"[0-9]{1,5}", text) or not 1 <= int(text) <= 65535:
+        raise _fail("port_number", f"{what} must be a port number between 1 and 65535, got {value!r}")
+    return int(text)
+
+
+def host_port(host: Any, port: Any, what: str = "host") -> str:
+    """``host:port`` with IPv6 hosts in brackets (``[2001:db8::11]:8000``).
+
+    The one spelling of an endpoint for URLs, nginx ``upstream``/``listen``, exporters' ``--web.listen-address``
+    and Prometheus targets (Go's ``net.SplitHostPort`` requires the brackets).
+
+    Raises AnsibleFilterError naming ``what`` for a bad host (see url_host) or a port outside 1-65535.
+    """
+    return f"{url_host(host, what)}:{port_number(port, what + ' port')}"
+
+
+def ip_family(values: Any, family: Any, what: str = "addresses") -> list[str]:
+    """The addresses or networks (CIDR) of ``values`` of one IP family (4 or 6), in their order.
+
+    Lets an nftables rule put IPv4 sources in an ``ip saddr`` set and IPv6 ones in ``ip6 saddr``.
+    Raises AnsibleFilterError naming ``what`` for an entry that is neither an address nor a network.
+    """
+    if family not in (4, 6, "4", "6"):
+        raise _fail("ip_family", f"family must be 4 or 6, got {family!r}")
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise _fail("ip_family", f"{what} must be a list, got {type(values).__name__}")
+    chosen = []
+    for entry in values:
+        text = _text("ip_family", f"entry of {what}", entry).strip()
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise _fail("ip_family", f"{what}: {entry!r} is neither an IP address nor a network") from None
+        if network.version == int(family):
+            chosen.append(text)
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------------------------
+# systemd EnvironmentFile= (systemd.exec(5), "EnvironmentFile="; src/basic/env-file.c)
+
+
+def env_name(value: Any) -> str:
+    """An environment variable name systemd accepts (``env_name_is_valid``): ``[A-Za-z_][A-Za-z0-9_]*``.
+
+    systemd silently drops assignments with other names; this refuses them instead (AnsibleFilterError).
+    """
+    text = _text("env_name", "environment variable name", value)
+    if not _ENV_NAME_RE.fullmatch(text):
+        raise _fail("env_name", f"{text!r} is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+    return text
+
+
+def systemd_env_quote(value: Any, what: str = "value") -> str:
+    """A double-quoted value for a systemd ``EnvironmentFile=`` line: ``KEY={{ value | systemd_env_quote }}``.
+
+    systemd.exec(5): in a double-quoted value, a backslash followed by one of ``"\\`$`` preserves that character;
+    any other character is taken verbatim, spaces and ``#`` included.  The same text in POSIX sh double quotes
+    means the same string, but the wrappers read the file with systemd's rules (roles/app/files/envfile.py),
+    never with a shell.  Ints are written in decimal.
+
+    Raises AnsibleFilterError for None, bools, non-strings, NUL and line breaks (one assignment per line).
+    """
+    text = _no_nul("systemd_env_quote", what, _text("systemd_env_quote", what, value, allow_int=True))
+    return '"' + re.sub(r'(["\\`$])', r"\\\1", text) + '"'
+
+
+# --------------------------------------------------------------------------------------------------------------
+# libpq: password file and connection strings (PostgreSQL 15 docs, "The Password File", "Connection Strings")
+
+
+def pgpass_field(value: Any, what: str = "field") -> str:
+    """One field of a ``.pgpass`` line (host, port, database, user or password).
+
+    libpq: "If an entry needs to contain : or \\, escape this character with \\."  libpq takes any character
+    after a backslash literally, so ``*`` (the wildcard, when it is a whole field) and ``#`` (a comment when it
+    starts the line) are escaped too.  An IPv6 host thus becomes ``fd00\\:\\:11``.
+
+    Raises AnsibleFilterError for None, bools, non-strings, NUL and line breaks.
+    """
+    text = _no_nul("pgpass_field", what, _text("pgpass_field", what, value, allow_int=True))
+    return re.sub(r"([\\:*#])", r"\\\1", text)
+
+
+def pgpass_line(password: Any, host: Any, port: Any, database: Any, user: Any) -> str:
+    """A whole ``.pgpass`` line ``host:port:database:user:password``, every field escaped (see pgpass_field).
+
+    The password comes first so a template reads ``{{ secret | pgpass_line(host, port, db, user) }}``.
+    """
+    fields = [(host, "host"), (port, "port"), (database, "database"), (user, "user"), (password, "password")]
+    return ":".join(pgpass_field(value, what) for value, what in fields)
+
+
+def conninfo_quote(value: Any, what: str = "value") -> str:
+    """A value of a libpq ``keyword=value`` connection string, in single quotes.
+
+    libpq: "To write an empty value, or a value containing spaces, surround it with single quotes ... Single
+    quotes and backslashes within a value must be escaped with a backslash, i.e., \\' and \\\\."  Always quoting
+    is valid for every value and keeps one code path.
+
+    Raises AnsibleFilterError for None, bools, non-strings and NUL.
+    """
+    text = _no_nul("conninfo_quote", what, _text("conninfo_quote", what, value, allow_int=True), line_breaks=False)
+    return "'" + re.sub(r"(['\\])", r"\\\1", text) + "'"
+
+
+def postgres_conf_string(value: Any, what: str = "value") -> str:
+    """A string value of ``postgresql.conf`` in single quotes.
+
+    PostgreSQL 15 docs, "Parameter Interaction via the Configuration File": string values are written in single
+    quotes, a quote doubled; the file's lexer (guc-file.l, GUC_scanstr) also reads backslash escapes (``\\n``,
+    octal...), so a backslash is doubled too.
+
+    Raises AnsibleFilterError for None, bools, non-strings, NUL and line breaks.
+    """
+    text = _no_nul("postgres_conf_string", what, _text("postgres_conf_string", what, value, allow_int=True))
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+class FilterModule:
+    """Ansible filter entry point."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "url_component": url_component,
+            "url_host": url_host,
+            "port_number": port_number,
+            "host_port": host_port,
+            "ip_family": ip_family,
+            "env_name": env_name,
+            "systemd_env_quote": systemd_env_quote,
+            "pgpass_field": pgpass_field,
+            "pgpass_line": pgpass_line,
+            "conninfo_quote": conninfo_quote,
+            "postgres_conf_string": postgres_conf_string,
+        }
