@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import uuid
 
@@ -143,6 +144,37 @@ def test_env_file_is_private():
     assert env.mode == 0o600
     assert env.user == "eterna-app"
     assert 'DEBUG="false"' in env.content_string
+
+
+# molecule.yml's app_extra_env value, after molecule's '$$' unescaping.
+PROBE = (
+    "".join(chr(c) for c in range(0x20, 0x7F)) + " tok$HOME`touch /tmp/eterna-probe-ran`$(touch /tmp/eterna-probe-ran)x"
+)
+
+
+def test_env_file_values_reach_services_and_wrappers_verbatim():
+    """systemd (the real EnvironmentFile parser) and the root wrappers read app.env to the same, unexpanded value."""
+    web = node(WEB)
+    pid = web.check_output("systemctl show -p MainPID --value eterna-api")
+    environ = web.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ | grep ^ETERNA_QUOTING_PROBE=")
+    assert environ == "ETERNA_QUOTING_PROBE=" + PROBE
+    script = "import json, os; print(json.dumps(os.environ['ETERNA_QUOTING_PROBE']))"
+    out = web.check_output(f"eterna-app-manage /opt/eterna-app/current python -c {shlex.quote(script)}")
+    assert json.loads(out) == PROBE
+    assert not web.file("/tmp/eterna-probe-ran").exists, "app.env was executed"  # noqa: S108 - container
+
+
+def test_urls_carry_passwords_with_url_syntax():
+    """Passwords with '/', '@', ':', '%', '?' and '#' (molecule.yml) reach PostgreSQL, Redis and RabbitMQ.
+
+    The migration's backup (test_database_migrated_to_head_with_backup) covers eterna-app-dbcheck with them.
+    """
+    status, text = http("GET", "/health/ready")
+    assert status == 200, text
+    checks = json.loads(text)["checks"]
+    assert {name: checks[name]["status"] for name in ("postgresql", "redis", "rabbitmq")} == dict.fromkeys(
+        ("postgresql", "redis", "rabbitmq"), "ok"
+    )
 
 
 @pytest.mark.parametrize("unit", ["eterna-api", "eterna-worker", "eterna-beat"])
