@@ -1,0 +1,93 @@
+"""The base role's nftables template with IPv4 and IPv6 sources, checked by nft itself (``nft -c``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pytest
+from ansible.errors import AnsibleFilterError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO_ROOT / "roles/base/templates/etc/nftables.conf.j2"
+
+_spec = importlib.util.spec_from_file_location("eterna_filter_syntax_nft", REPO_ROOT / "filter_plugins/syntax.py")
+assert _spec is not None and _spec.loader is not None
+syn = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(syn)
+
+
+def render(ssh_sources: list[str], app_ips: list[str], extra_from: list[str]) -> str:
+    # Ansible renders templates with trim_blocks on; unique/join/default are Jinja built-ins as well.
+    # ChainableUndefined: like Ansible, an unused fallback (default_ipv4 of a host without facts) is no error.
+    options = {"trim_blocks": True, "keep_trailing_newline": True, "undefined": jinja2.ChainableUndefined}
+    env = jinja2.Environment(autoescape=False, **options)  # noqa: S701 - nftables syntax, not HTML
+    env.filters.update(syn.FilterModule().filters())
+    hosts = {f"app{i}": {"eterna_private_ip": ip, "ansible_facts": {}} for i, ip in enumerate(app_ips)}
+    return env.from_string(TEMPLATE.read_text()).render(
+        ansible_managed="test",
+        hostvars=hosts,
+        groups={"app": list(hosts)},
+        group_names=["db"],
+        base_firewall_rules={
+            "db": [
+                {"port": 5432, "from_groups": ["app"], "comment": "postgres"},
+                {"port": 9100, "from": extra_from, "comment": "node exporter"},
+                {"port": 443},
+            ]
+        },
+        base_firewall_host_rules=[],
+        base_ssh_allowed_sources=ssh_sources,
+        base_ssh_port=22,
+        base_firewall_log_drops=True,
+    )
+
+
+def nft_check(text: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    if shutil.which("nft") is None or os.geteuid() != 0:
+        pytest.skip("nft -c needs the nft binary and root (netlink)")
+    path = tmp_path / "nftables.conf"
+    path.write_text(text)
+    return subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
+
+
+def test_ipv4_only_renders_ip_sets():
+    text = render(["10.0.0.0/8"], ["10.0.1.11", "10.0.1.12"], ["10.9.0.0/16"])
+    assert 'ip saddr { 10.0.0.0/8 } tcp dport 22 accept comment "ssh"' in text
+    assert 'ip saddr { 10.0.1.11, 10.0.1.12 } tcp dport 5432 accept comment "postgres"' in text
+    assert "ip6 saddr" not in text
+    assert 'tcp dport 443 accept comment "port 443"' in text
+
+
+def test_mixed_sources_split_by_family(tmp_path):
+    text = render(["2001:db8::/32", "192.0.2.0/24"], ["10.0.1.11", "2001:db8:10::11"], ["fd00::/8"])
+    assert 'ip6 saddr { 2001:db8::/32 } tcp dport 22 accept comment "ssh"' in text
+    assert 'ip saddr { 192.0.2.0/24 } tcp dport 22 accept comment "ssh"' in text
+    assert 'ip saddr { 10.0.1.11 } tcp dport 5432 accept comment "postgres"' in text
+    assert 'ip6 saddr { 2001:db8:10::11 } tcp dport 5432 accept comment "postgres"' in text
+    assert 'ip6 saddr { fd00::/8 } tcp dport 9100 accept comment "node exporter"' in text
+    result = nft_check(text, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_ipv6_only_ssh_sources_pass_nft(tmp_path):
+    """The issue's input: base_ssh_allowed_sources: ["2001:db8::/32"] made nft refuse the whole ruleset."""
+    text = render(["2001:db8::/32"], ["2001:db8:10::11"], [])
+    assert "ip saddr" not in text
+    result = nft_check(text, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_nft_refuses_ipv6_in_an_ip_set(tmp_path):
+    """The check above can fail: nft -c rejects the ruleset the template used to render."""
+    text = render(["10.0.0.0/8"], [], []).replace("ip saddr { 10.0.0.0/8 }", "ip saddr { 2001:db8::/32 }")
+    assert nft_check(text, tmp_path).returncode != 0
+
+
+def test_source_that_is_no_address_is_refused_naming_the_variable():
+    with pytest.raises(AnsibleFilterError, match="base_ssh_allowed_sources"):
+        render(["bastion.example.com"], [], [])
