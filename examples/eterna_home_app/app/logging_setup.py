@@ -21,7 +21,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": request_id_var.get(),
             "tenant_id": tenant_id_var.get(),
         }
-        for key in ("method", "path", "status", "duration_ms"):
+        for key in ("method", "path", "status", "duration_ms", "audit"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:

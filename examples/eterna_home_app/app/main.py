@@ -10,27 +10,34 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 
-from app import __version__
-from app.api import bim, documents, houses
+from app import __version__, docs
+from app.api import auth, bim, documents, houses, members
 from app.config import get_settings
 from app.health import router as health_router
 from app.logging_setup import configure_logging, request_id_var, tenant_id_var
 from app.metrics import LATENCY, REQUESTS
 from app.metrics import router as metrics_router
-from app.tenancy import TENANT_RE
 
 settings = get_settings()
 configure_logging(settings.LOG_LEVEL)
 log = logging.getLogger("app.request")
 
-app = FastAPI(title="Eterna Home (reference app)", version=__version__, debug=settings.DEBUG)
+app = FastAPI(
+    title="Eterna Home (reference app)",
+    version=__version__,
+    debug=settings.DEBUG,
+    # /docs is app.docs (assets served by the app, no inline script); no ReDoc.
+    docs_url=None,
+    redoc_url=None,
+    swagger_ui_oauth2_redirect_url=None,
+)
 app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
 if settings.cors_origins:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "X-Tenant-ID", "X-Request-ID"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         allow_credentials=True,
     )
 
@@ -39,10 +46,7 @@ if settings.cors_origins:
 async def observe(request: Request, call_next):  # noqa: ANN001, ANN201 - starlette middleware signature
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     request_id_var.set(request_id[:64])
-    header = request.headers.get("x-tenant-id")
-    # Only well-formed tenant ids become metric labels and log fields (bounded cardinality).
-    tenant = header if header and TENANT_RE.match(header) else ("invalid" if header else "none")
-    tenant_id_var.set(tenant)
+    tenant_id_var.set("none")
     start = time.perf_counter()
     status = 500
     try:
@@ -51,6 +55,10 @@ async def observe(request: Request, call_next):  # noqa: ANN001, ANN201 - starle
         response.headers["X-Request-ID"] = request_id_var.get()
         return response
     finally:
+        # The tenant of the verified token (app.auth sets it); "none" for unauthenticated requests.
+        # Never a client header: labels stay bounded by real tenants.
+        tenant = getattr(request.state, "tenant", "none")
+        tenant_id_var.set(tenant)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         elapsed = time.perf_counter() - start
@@ -69,6 +77,9 @@ async def observe(request: Request, call_next):  # noqa: ANN001, ANN201 - starle
 
 app.include_router(health_router)
 app.include_router(metrics_router)
+app.include_router(auth.router)
+app.include_router(members.router)
 app.include_router(houses.router)
 app.include_router(documents.router)
 app.include_router(bim.router)
+docs.install(app)

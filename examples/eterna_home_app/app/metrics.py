@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+from app.internal import internal_only
 
 REQUESTS = Counter(
     "eterna_http_requests_total",
@@ -17,7 +19,7 @@ LATENCY = Histogram("eterna_http_request_duration_seconds", "HTTP request latenc
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(internal_only)])
 def metrics() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

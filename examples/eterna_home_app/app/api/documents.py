@@ -6,17 +6,18 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import audit
 from app.api.houses import tenant_house
 from app.api.schemas import DocumentOut
+from app.auth import Principal, require
 from app.config import get_settings
 from app.db import get_session
 from app.models import Document
 from app.storage import s3_client
-from app.tenancy import current_tenant
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
@@ -40,9 +41,10 @@ def tenant_document(document_id: uuid.UUID, tenant: str, session: Session) -> Do
 def upload_document(
     file: UploadFile = File(...),
     house_id: uuid.UUID | None = Form(default=None),
-    tenant: str = Depends(current_tenant),
+    principal: Principal = Depends(require("documents:write")),
     session: Session = Depends(get_session),
 ) -> Document:
+    tenant = principal.tenant
     if house_id is not None:
         tenant_house(house_id, tenant, session)
     data = read_upload(file)
@@ -66,23 +68,29 @@ def upload_document(
 
 
 @router.get("", response_model=list[DocumentOut])
-def list_documents(tenant: str = Depends(current_tenant), session: Session = Depends(get_session)) -> list[Document]:
-    query = select(Document).where(Document.tenant_id == tenant).order_by(Document.created_at).limit(500)
+def list_documents(
+    principal: Principal = Depends(require("documents:read")), session: Session = Depends(get_session)
+) -> list[Document]:
+    query = select(Document).where(Document.tenant_id == principal.tenant).order_by(Document.created_at).limit(500)
     return list(session.scalars(query))
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
 def get_document(
-    document_id: uuid.UUID, tenant: str = Depends(current_tenant), session: Session = Depends(get_session)
+    document_id: uuid.UUID,
+    principal: Principal = Depends(require("documents:read")),
+    session: Session = Depends(get_session),
 ) -> Document:
-    return tenant_document(document_id, tenant, session)
+    return tenant_document(document_id, principal.tenant, session)
 
 
 @router.get("/{document_id}/download")
 def download_document(
-    document_id: uuid.UUID, tenant: str = Depends(current_tenant), session: Session = Depends(get_session)
+    document_id: uuid.UUID,
+    principal: Principal = Depends(require("documents:read")),
+    session: Session = Depends(get_session),
 ) -> Response:
-    doc = tenant_document(document_id, tenant, session)
+    doc = tenant_document(document_id, principal.tenant, session)
     obj = s3_client().get_object(Bucket=get_settings().S3_BUCKET_DOCUMENTS, Key=doc.object_key)
     return Response(
         obj["Body"].read(),
@@ -93,10 +101,24 @@ def download_document(
 
 @router.delete("/{document_id}", status_code=204)
 def delete_document(
-    document_id: uuid.UUID, tenant: str = Depends(current_tenant), session: Session = Depends(get_session)
+    document_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Depends(require("documents:delete")),
+    session: Session = Depends(get_session),
 ) -> Response:
-    doc = tenant_document(document_id, tenant, session)
+    doc = tenant_document(document_id, principal.tenant, session)
     s3_client().delete_object(Bucket=get_settings().S3_BUCKET_DOCUMENTS, Key=doc.object_key)
     session.delete(doc)
+    audit.record(
+        session,
+        request,
+        action="document_deleted",
+        outcome="success",
+        tenant_id=principal.tenant,
+        actor_user_id=principal.user_id,
+        target_type="document",
+        target_id=doc.id,
+        details={"filename": doc.filename, "sha256": doc.sha256},
+    )
     session.commit()
     return Response(status_code=204)
