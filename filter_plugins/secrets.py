@@ -24,6 +24,7 @@ import re
 import string
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 try:
@@ -268,6 +269,63 @@ def app_secret_key(master_key: str, generation: int = 0) -> str:
     return derive_secret(master_key, "app/secret_key", generation, 64, "hex")
 
 
+_KEYRING_ENV_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,15}")
+JWT_KEY_LENGTH = 64
+
+
+def _epoch(func: str, value: Any) -> int:
+    """Unix time (s) of an ``accept_until`` value: an int/float epoch or an ISO 8601 string with a zone."""
+    if isinstance(value, bool):
+        raise _fail(func, f"accept_until must be a time, got {value!r}")
+    if isinstance(value, int | float):
+        return int(value)
+    text = _as_str(func, "accept_until", value).strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise _fail(func, f"accept_until {text!r} is not an ISO 8601 time (e.g. 2026-12-31T00:00:00Z)") from exc
+    if moment.tzinfo is None:
+        raise _fail(func, f"accept_until {text!r} has no time zone; add Z or an offset")
+    return int(moment.timestamp())
+
+
+def jwt_keyring(master_key: str, environment: str, generation: int = 1, retired: Any = ()) -> str:
+    """Signing keys of the API's access tokens, in the ``JWT_KEYS`` format the app and the edge both read.
+
+    Returns ``kid:secret[,kid:secret:not_after...]``: the active key first, then each retired key with the Unix time
+    (seconds) after which tokens signed with it are refused (the rotation grace period).  A key is
+    ``derive_secret(master_key, f"jwt/{environment}/access", generation, 64)`` (HKDF-SHA256, RFC 5869), so keys
+    differ per environment, purpose and generation; its key id is ``f"{environment}-g{generation}"``.
+
+    ``retired`` is a list of ``{"generation": int, "accept_until": epoch or ISO 8601 time with zone}``.
+
+    Raises AnsibleFilterError for a malformed environment (``[a-z0-9-]``, at most 16), a negative generation, a
+    retired generation equal to the active one or listed twice, or an unreadable ``accept_until``.
+    """
+    func = "jwt_keyring"
+    env = _as_str(func, "environment", environment)
+    if not _KEYRING_ENV_RE.fullmatch(env):
+        raise _fail(func, f"environment {env!r} must match [a-z0-9][a-z0-9-]{{0,15}}")
+    active = _as_int(func, "generation", generation)
+    if active < 0:
+        raise _fail(func, f"generation must be >= 0, got {active}")
+    purpose = f"jwt/{env}/access"
+    entries = [f"{env}-g{active}:{derive_secret(master_key, purpose, active, JWT_KEY_LENGTH)}"]
+    if retired is None or isinstance(retired, str | dict):
+        raise _fail(func, "retired must be a list of {generation, accept_until} entries")
+    seen = {active}
+    for item in retired:
+        if not isinstance(item, dict) or set(item) != {"generation", "accept_until"}:
+            raise _fail(func, f"each retired key needs exactly generation and accept_until, got {item!r}")
+        gen = _as_int(func, "retired generation", item["generation"])
+        if gen < 0 or gen in seen:
+            raise _fail(func, f"retired generation {gen} is negative, the active one or listed twice")
+        seen.add(gen)
+        until = _epoch(func, item["accept_until"])
+        entries.append(f"{env}-g{gen}:{derive_secret(master_key, purpose, gen, JWT_KEY_LENGTH)}:{until}")
+    return ",".join(entries)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # PostgreSQL SCRAM-SHA-256
 
@@ -411,6 +469,7 @@ class FilterModule:
             "rabbitmq_hash": rabbitmq_hash,
             "htpasswd_bcrypt": htpasswd_bcrypt,
             "app_secret_key": app_secret_key,
+            "jwt_keyring": jwt_keyring,
             "master_key_bits": master_key_bits,
             "sha256_hex": sha256_hex,
         }

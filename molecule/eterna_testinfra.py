@@ -14,6 +14,8 @@ import importlib.util
 import json
 import os
 import shlex
+import time
+import uuid
 from pathlib import Path
 
 import testinfra
@@ -49,6 +51,47 @@ def secrets():
     return module
 
 
+def access_token(
+    master_key: str,
+    tenant: str,
+    role: str = "owner",
+    *,
+    environment: str = "lab",
+    generation: int = 1,
+    key: str | None = None,
+    kid: str | None = None,
+    algorithm: str = "HS256",
+    lifetime: int = 300,
+    **claims,
+) -> str:
+    """An access token as the app issues it (PyJWT, HS256 with the jwt_keyring's key of ``environment`` and
+    ``generation``, kid ``<environment>-g<generation>``).
+
+    ``key``/``kid`` replace the signing key or the kid header (forgeries), ``lifetime`` sets exp relative to now
+    in seconds (negative = already expired), and ``claims`` override or add claims (``None`` removes one).
+    """
+    import jwt  # PyJWT, a pinned test dependency
+
+    ring = secrets().jwt_keyring(master_key, environment, generation)
+    ring_kid, ring_secret = ring.split(",")[0].split(":")[:2]
+    now = int(time.time())
+    payload = {
+        "iss": "eterna-home",
+        "aud": "eterna-api",
+        "sub": str(uuid.uuid4()),
+        "tid": tenant,
+        "role": role,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    payload.update(claims)
+    payload = {name: value for name, value in payload.items() if value is not None}
+    headers = {"kid": kid if kid is not None else ring_kid}
+    return jwt.encode(payload, key if key is not None else ring_secret, algorithm=algorithm, headers=headers)
+
+
 def ansible_env() -> dict[str, str]:
     """Environment of an ansible-playbook run from a test: the repository's roles and filters, no color."""
     return dict(
@@ -60,11 +103,23 @@ def ansible_env() -> dict[str, str]:
     )
 
 
-def curl(client: str, url: str, method: str = "GET", tenant: str | None = None, body=None, form=None):
+def curl(
+    client: str,
+    url: str,
+    method: str = "GET",
+    tenant: str | None = None,
+    body=None,
+    form=None,
+    token: str | None = None,
+    extra: tuple[str, ...] = (),
+):
     """(status, body text) of one request sent with curl from container ``client``: JSON ``body`` or
-    multipart ``form`` fields (curl -F syntax), the tenant in X-Tenant-ID."""
+    multipart ``form`` fields (curl -F syntax), a bearer ``token``, a (claimed) tenant in X-Tenant-ID and
+    ``extra`` curl arguments."""
     resp = "/tmp/eterna-curl.resp"  # noqa: S108 - inside the test container
-    args = ["curl", "-s", "--max-time", "30", "-o", resp, "-w", "%{http_code}", "-X", method, url]
+    args = ["curl", "-s", "--max-time", "30", "-o", resp, "-w", "%{http_code}", "-X", method, *extra, url]
+    if token:
+        args += ["-H", f"Authorization: Bearer {token}"]
     if tenant:
         args += ["-H", f"X-Tenant-ID: {tenant}"]
     if body is not None:

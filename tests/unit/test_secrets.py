@@ -461,3 +461,57 @@ def test_master_key_bits_for_the_preflight() -> None:
 
 def test_sha256_hex_matches_hashlib() -> None:
     assert sec.sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# jwt_keyring: the JWT_KEYS value the app and the edge read
+
+
+def test_jwt_keyring_active_key_is_the_derived_secret_with_an_environment_kid():
+    ring = sec.jwt_keyring(KEY, "lab", 2)
+    assert ring == "lab-g2:" + sec.derive_secret(KEY, "jwt/lab/access", 2, 64)
+    assert re.fullmatch(r"lab-g2:[A-Za-z0-9]{64}", ring)
+
+
+def test_jwt_keyring_keys_differ_per_environment_and_generation():
+    secrets = {sec.jwt_keyring(KEY, env, gen).split(":")[1] for env in ("lab", "staging") for gen in (0, 1)}
+    assert len(secrets) == 4
+
+
+def test_jwt_keyring_retired_keys_carry_their_grace_deadline():
+    ring = sec.jwt_keyring(
+        KEY,
+        "production",
+        3,
+        [{"generation": 2, "accept_until": "2026-12-31T00:00:00Z"}, {"generation": 1, "accept_until": 1700000000}],
+    )
+    active, second, first = ring.split(",")
+    assert active.startswith("production-g3:")
+    kid, secret, until = second.split(":")
+    expected_secret = sec.derive_secret(KEY, "jwt/production/access", 2, 64)
+    assert (kid, secret, until) == ("production-g2", expected_secret, "1798675200")
+    assert first.split(":")[0::2] == ["production-g1", "1700000000"]
+
+
+@pytest.mark.parametrize(
+    ("env", "gen", "retired", "message"),
+    [
+        ("Lab", 1, [], "environment"),
+        ("lab,x", 1, [], "environment"),
+        ("lab", -1, [], "generation must be >= 0"),
+        ("lab", 1, [{"generation": 1, "accept_until": 1}], "active one"),
+        ("lab", 1, [{"generation": 0, "accept_until": 1}, {"generation": 0, "accept_until": 2}], "listed twice"),
+        ("lab", 1, [{"generation": 0}], "exactly generation and accept_until"),
+        ("lab", 1, [{"generation": 0, "accept_until": "2026-12-31T00:00:00"}], "no time zone"),
+        ("lab", 1, [{"generation": 0, "accept_until": "soon"}], "not an ISO 8601 time"),
+        ("lab", 1, "lab-g0", "must be a list"),
+    ],
+)
+def test_jwt_keyring_refuses_bad_input_naming_it(env, gen, retired, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        sec.jwt_keyring(KEY, env, gen, retired)
+
+
+def test_jwt_keyring_refuses_a_weak_master_key():
+    with pytest.raises(AnsibleFilterError, match="jwt_keyring|derive_secret|master"):
+        sec.jwt_keyring("short", "lab", 1)

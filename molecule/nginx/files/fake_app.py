@@ -3,11 +3,14 @@
 GET /health, /health/ready      JSON with this host's name
 GET /docs, /docs/app.js          a page whose script is an external file (CSP script-src 'self' allows it)
 GET /docs-inline                 a page with an inline script (the CSP must block it)
-GET /api/houses                  echoes the tenant and request id headers
+GET /api/houses                  echoes the tenant and request id headers (the edge requires a token here)
 GET /static/app.css              a static asset (cached by the proxy)
 GET /boom                        500
 POST /csp-report                 stores CSP violation reports in /var/lib/fake-app/csp-reports.log
 POST <anything else>             answers with the number of body bytes received
+Every request that reaches it is appended to /var/lib/fake-app/requests.log (method, path, request id), so a
+test can prove that the edge refused a request without calling the app. Like the real app, every response
+carries an X-Request-ID of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 HOST = socket.gethostname()
 REPORTS = Path("/var/lib/fake-app/csp-reports.log")
+SEEN = Path("/var/lib/fake-app/requests.log")
 
 DOCS = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Eterna Home API docs</title>
@@ -50,6 +54,7 @@ class Handler(BaseHTTPRequestHandler):
         # Headers the proxy owns: it must hide these, so a client sees one value only.
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("X-Frame-Options", "SAMEORIGIN")
+        self.send_header("X-Request-ID", "app-" + self.headers.get("X-Request-ID", "none"))
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -59,7 +64,12 @@ class Handler(BaseHTTPRequestHandler):
     def reply_json(self, status: int, data: dict, extra: dict | None = None) -> None:
         self.reply(status, json.dumps(data).encode(), extra=extra)
 
+    def seen(self) -> None:
+        with SEEN.open("a") as fh:
+            fh.write(f"{self.command} {self.path} {self.headers.get('X-Request-ID', '')}\n")
+
     def do_GET(self):  # noqa: N802 - http.server naming
+        self.seen()
         path = self.path.split("?", 1)[0]
         if path in ("/health", "/health/ready"):
             self.reply_json(200, {"status": "ok", "host": HOST})
@@ -77,6 +87,7 @@ class Handler(BaseHTTPRequestHandler):
                     "tenant": self.headers.get("X-Tenant-ID", ""),
                     "request_id": self.headers.get("X-Request-ID", ""),
                     "forwarded_proto": self.headers.get("X-Forwarded-Proto", ""),
+                    "authorization": bool(self.headers.get("Authorization")),
                 },
             )
         elif path.startswith("/static/"):
@@ -90,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self):  # noqa: N802 - http.server naming
+        self.seen()
         length = int(self.headers.get("Content-Length") or 0)
         received = 0
         if length:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shlex
 
-from eterna_testinfra import node
+from eterna_testinfra import access_token, node
 
 EDGE = "nginx-edge"
 ACME = "nginx-acme"
@@ -23,6 +24,29 @@ SECURITY_HEADERS = [
     "referrer-policy",
     "permissions-policy",
 ]
+
+
+@functools.cache
+def master_key() -> str:
+    """The scenario's master key, as the edge's inventory gives it."""
+    return node(EDGE).ansible.get_variables()["eterna_master_key"]
+
+
+@functools.cache
+def key_generation() -> int:
+    """The active signing key generation of the scenario (eterna_jwt_key_generation)."""
+    return int(node(EDGE).ansible.get_variables().get("eterna_jwt_key_generation", 1))
+
+
+def token(tenant: str, **kwargs) -> str:
+    """An access token of ``tenant`` signed like the app's (see eterna_testinfra.access_token)."""
+    kwargs.setdefault("generation", key_generation())
+    return access_token(master_key(), tenant, **kwargs)
+
+
+def bearer(tenant: str, **kwargs) -> tuple[str, str]:
+    """curl arguments that send a token of ``tenant``."""
+    return ("-H", f"Authorization: Bearer {token(tenant, **kwargs)}")
 
 
 @dataclasses.dataclass

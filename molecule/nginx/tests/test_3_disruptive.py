@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from eterna_testinfra import node
-from nginx_probe import APPS, BASE, CLIENT, EDGE, assert_security_headers, fetch
+from nginx_probe import APPS, BASE, CLIENT, EDGE, assert_security_headers, bearer, fetch
 
 JOURNAL_UNITS = ["nginx", "fake-app", "failover-probe"]
 JOURNAL_HOSTS = [EDGE, CLIENT]
@@ -34,7 +34,7 @@ def test_stopping_one_upstream_loses_no_request():
     client.check_output(
         "systemd-run --unit=failover-probe --property=Type=exec sh -c "
         "'for i in $(seq 1 150); do "
-        f'curl -s --max-time 20 -o /dev/null -w "%{{http_code}}\\n" {BASE}/health/ready >> /root/failover.log; '
+        f'curl -s --max-time 20 -o /dev/null -w "%{{http_code}}\\n" {BASE}/health >> /root/failover.log; '
         "done'"
     )
     try:
@@ -60,7 +60,7 @@ def test_no_upstream_gives_502_with_security_headers():
     for app in APPS:
         node(app).check_output("systemctl stop fake-app")
     try:
-        resp = fetch(f"{BASE}/api/houses?nocache={uuid.uuid4().hex}")
+        resp = fetch(f"{BASE}/api/houses?nocache={uuid.uuid4().hex}", *bearer("tenant-a"))
     finally:
         for app in APPS:
             node(app).check_output("systemctl start fake-app")
