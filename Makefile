@@ -46,3 +46,20 @@ bench: venv  ## Run the benchmarks (they print figures)
 
 secrets: venv  ## Create the vaulted master key of an environment: make secrets ENV=production
 	scripts/new-vault.sh $(ENV)
+
+.PHONY: security audit scan deploy-check release
+
+security: venv  ## Offline scanners: bandit, semgrep, detect-secrets, actionlint, check-jsonschema, zizmor
+	scripts/scan.sh
+
+audit: venv  ## pip-audit --strict on the app's and the tools' requirements (needs the vulnerability service)
+	scripts/audit.sh
+
+scan: venv  ## Lynis and pending Debian security updates on every lab host (after make lab)
+	ansible-playbook playbooks/scan.yml
+
+deploy-check: venv  ## site.yml --check --diff on an environment, kept in build/deploy/: make deploy-check ENV=staging
+	scripts/deploy.sh check $(ENV)
+
+release: venv  ## Migrate, release the app behind the health gate, roll back on failure: make release ENV=staging
+	scripts/deploy.sh release $(ENV)

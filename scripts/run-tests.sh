@@ -4,7 +4,7 @@
 #   scripts/run-tests.sh                       everything
 #   SCENARIOS="base postgres" scripts/run-tests.sh
 #   JOBS=1 scripts/run-tests.sh                scenarios one at a time (default 2 in parallel)
-#   SKIP_LINT=1 / SKIP_UNIT=1 / SKIP_MOLECULE=1 leave a stage out
+#   SKIP_LINT=1 / SKIP_UNIT=1 / SKIP_SCAN=1 / SKIP_MOLECULE=1 leave a stage out (scan: scripts/scan.sh)
 # Each scenario's full log is kept in build/test-logs/<scenario>.log and printed when it fails.
 # A scenario may hold a `skip-if` script: when it prints a reason and exits 0, the scenario is
 # reported as skipped with that reason (never as passed).
@@ -46,6 +46,7 @@ export logs
 
 [ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh
 [ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q tests/unit tests/migrations
+[ -n "${SKIP_SCAN:-}" ] || run_stage scan scripts/scan.sh
 
 if [ -z "${SKIP_MOLECULE:-}" ]; then
   scripts/docker-engine.sh || { echo "no Docker engine answers"; exit 1; }
