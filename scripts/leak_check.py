@@ -4,6 +4,8 @@
 Every derivation in the repository is a literal call such as ``derive_secret('postgres/eterna')`` or
 ``derive_secret('s3/eterna-secret', length=40)``; this script finds them all (roles, playbooks,
 inventories, molecule), derives each value from the master key, and searches the given files.
+The access-token signing keys of every environment and generation 0-9 (``jwt_keyring``) are searched too, and
+anything shaped like an issued credential: a JWT, an argon2 or bcrypt password hash.
 Leaks are reported by purpose name, never by value.
 
     scripts/leak_check.py --key "$KEY" converge-vvv.log ansible.log
@@ -20,6 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 _CALL = re.compile(r"derive_secret\(\s*['\"]([a-z0-9_./-]+)['\"]([^)]*)\)")
 _KWARG = re.compile(r"(length|fmt|generation)\s*=\s*['\"]?([A-Za-z0-9_]+)['\"]?")
+# Environments and key generations whose JWT signing keys are searched.
+JWT_ENVIRONMENTS = ("lab", "staging", "production")
+JWT_GENERATIONS = range(10)
+# Credentials issued at run time: never derivable, recognisable by their shape.
+SHAPES = {
+    "a JWT (access token)": re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,}"),
+    "an argon2 password hash": re.compile(r"\$argon2(?:id|i|d)\$v=\d+\$"),
+    "a bcrypt password hash": re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"),
+}
 
 
 def _secrets_module():
@@ -53,11 +64,17 @@ def secrets_for(master_key: str, root: Path = ROOT) -> dict[str, str]:
     for purpose, length, fmt, generation in sorted(derivations(root)):
         name = f"{purpose} (length={length}, fmt={fmt}, generation={generation})"
         values[name] = sec.derive_secret(master_key, purpose, generation=generation, length=length, fmt=fmt)
+    for env in JWT_ENVIRONMENTS:
+        for generation in JWT_GENERATIONS:
+            ring = sec.jwt_keyring(master_key, env, generation)
+            values[f"JWT signing key {env}-g{generation}"] = ring.split(":")[1]
     return values
 
 
 def find_leaks(text: str, secrets: dict[str, str]) -> list[str]:
-    return sorted(name for name, value in secrets.items() if value and value in text)
+    """Names of the secrets whose value occurs in ``text``, then the kinds of issued credentials (SHAPES) seen."""
+    leaks = sorted(name for name, value in secrets.items() if value and value in text)
+    return leaks + [kind for kind, shape in SHAPES.items() if shape.search(text)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,3 +43,27 @@ def test_clean_log_passes(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     log.write_text("PLAY RECAP\nhost : ok=3 changed=0\n")
     assert lc.main(["--key", KEY, str(log)]) == 0
+
+
+def test_jwt_signing_keys_of_every_environment_are_searched(tmp_path: Path, capsys) -> None:
+    lc = _load()
+    sec = lc._secrets_module()
+    key = sec.jwt_keyring(KEY, "production", 4).split(":")[1]
+    log = tmp_path / "run.log"
+    log.write_text(f"js_var $eterna_jwt_keys {key}\n")
+    assert lc.main(["--key", KEY, str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "LEAK: JWT signing key production-g4" in out
+    assert key not in out
+
+
+def test_issued_tokens_and_password_hashes_are_leaks(tmp_path: Path, capsys) -> None:
+    lc = _load()
+    log = tmp_path / "run.log"
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhYmMiLCJ0aWQiOiJkZW1vIn0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    log.write_text(f"Authorization: Bearer {token}\nhash $argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA\n")
+    assert lc.main(["--key", KEY, str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "LEAK: a JWT (access token)" in out
+    assert "LEAK: an argon2 password hash" in out
+    assert token not in out

@@ -8,22 +8,18 @@ import time
 import uuid
 
 import pytest
-from eterna_testinfra import curl, node
+from app_probe import BASE, CLIENT, WEB, A, B, owner_token
+from app_probe import http as probe_http
+from eterna_testinfra import node
 
 JOURNAL_UNITS = ["eterna-api", "eterna-worker", "eterna-beat"]
 JOURNAL_HOSTS = ["app-web"]
 
-WEB = "app-web"
-CLIENT = "app-data"
-BASE = f"http://{WEB}:8000"
-# Scratch file inside the client container (not on the controller).
-A = "tenant-a"
-B = "tenant-b"
-
 
 def http(method: str, path: str, tenant: str | None = None, body: dict | None = None, form: dict | None = None):
-    """(status, body text) of a request sent by curl from the client container."""
-    return curl(CLIENT, f"{BASE}{path}", method, tenant, body, form)
+    """(status, body text) of a request from the client container straight to the app, authenticated as the
+    first owner of ``tenant`` when given (the tenant is the token's; no tenant header is sent)."""
+    return probe_http(method, path, owner_token(tenant) if tenant else None, body, form)
 
 
 def create_house(tenant: str, name: str) -> dict:
@@ -42,15 +38,34 @@ def test_ready_reports_every_dependency():
         assert check["latency_ms"] >= 0
 
 
+def ready_until(expected: int, seconds: float = 30) -> tuple[int, str]:
+    """/health/ready until it answers ``expected`` (its result is cached for app_ready_cache_seconds)."""
+    deadline = time.time() + seconds
+    while True:
+        status, text = http("GET", "/health/ready")
+        if status == expected or time.time() > deadline:
+            return status, text
+        time.sleep(1)
+
+
 def test_ready_names_a_failed_dependency():
     data = node(CLIENT)
     data.check_output("systemctl stop redis-server")
     try:
-        status, text = http("GET", "/health/ready")
+        status, text = ready_until(503)
     finally:
         data.check_output("systemctl start redis-server")
     assert status == 503, text
     assert json.loads(text)["failed"] == ["redis"]
+    assert ready_until(200)[0] == 200, "readiness must recover once Redis is back"
+
+
+def test_readiness_is_cached_for_a_short_time():
+    # Each API worker keeps its own result for app_ready_cache_seconds (5): of ten quick calls, some are
+    # answered from a cache and none from one older than that.
+    ages = [json.loads(http("GET", "/health/ready")[1])["cached_seconds"] for _ in range(10)]
+    assert any(age > 0 for age in ages), ages
+    assert all(0 <= age < 5 for age in ages), ages
 
 
 def test_tenant_isolation():
@@ -68,7 +83,12 @@ def test_tenant_isolation():
     assert json.loads(text)["name"] == "Villa of A"
     assert hid in http("GET", "/api/v1/houses", A)[1]
     assert http("GET", f"/api/v1/houses/{uuid.uuid4()}", A)[0] == 404
-    assert http("GET", "/api/v1/houses", "Bad Tenant!")[0] == 400
+    # B's token with a header claiming A: the header is ignored, B still sees only B's houses.
+    status, text = probe_http("GET", "/api/v1/houses", owner_token(B), tenant_header=A)
+    assert status == 200
+    assert hid not in text
+    assert probe_http("GET", f"/api/v1/houses/{hid}", owner_token(B), tenant_header=A)[0] == 404
+    assert http("GET", "/api/v1/houses")[0] == 401, "no token, no data"
 
 
 def test_document_upload_and_download_intact():
@@ -79,7 +99,8 @@ def test_document_upload_and_download_intact():
     assert status == 201, text
     doc = json.loads(text)
     assert doc["sha256"] == digest
-    client.check_output(f"curl -sf -H 'X-Tenant-ID: {A}' -o /tmp/doc.out {BASE}/api/v1/documents/{doc['id']}/download")
+    auth = f"Authorization: Bearer {owner_token(A)}"
+    client.check_output(f"curl -sf -H '{auth}' -o /tmp/doc.out {BASE}/api/v1/documents/{doc['id']}/download")
     assert client.check_output("sha256sum /tmp/doc.out").split()[0] == digest
     assert http("GET", f"/api/v1/documents/{doc['id']}/download", B)[0] == 404
 
@@ -120,7 +141,7 @@ def test_untrusted_host_header_refused():
 def test_database_migrated_to_head_with_backup():
     web = node(WEB)
     out = web.check_output("eterna-app-manage /opt/eterna-app/current alembic current")
-    assert "0005_add_bim_conversion_fields (head)" in out
+    assert "0006_add_identity_tables (head)" in out
     assert web.check_output("ls /var/backups/eterna-app").count(".dump") >= 1
 
 
