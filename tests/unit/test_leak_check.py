@@ -60,7 +60,7 @@ def test_jwt_signing_keys_of_every_environment_are_searched(tmp_path: Path, caps
 def test_issued_tokens_and_password_hashes_are_leaks(tmp_path: Path, capsys) -> None:
     lc = _load()
     log = tmp_path / "run.log"
-    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhYmMiLCJ0aWQiOiJkZW1vIn0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhYmMiLCJ0aWQiOiJkZW1vIn0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"  # noqa: S105 - a made-up token
     log.write_text(f"Authorization: Bearer {token}\nhash $argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA\n")
     assert lc.main(["--key", KEY, str(log)]) == 1
     out = capsys.readouterr().out
