@@ -6,6 +6,7 @@ CA like every converged host; the edge is addressed by its inventory name.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -22,11 +23,26 @@ JOURNAL_HOSTS = ["stack-edge", "stack-app1"]
 EDGE = "stack-edge"
 CLIENT = "stack-ops"
 BASE = f"https://{EDGE}"
-A, B = "tenant-a", "tenant-b"
+# The lab inventory's two demo tenants and their first owners (app_bootstrap_owners).
+A, B = "demo", "demo-b"
+OWNERS = {A: ("owner@demo.eterna.test", "lab/demo-owner"), B: ("owner@demo-b.eterna.test", "lab/demo-b-owner")}
+
+
+@functools.cache
+def token(tenant: str) -> str:
+    """An access token of the tenant's first owner, from the app's login through the edge."""
+    email, purpose = OWNERS[tenant]
+    secret = secrets().derive_secret(node(EDGE).ansible.get_variables()["eterna_master_key"], purpose)
+    out = node(CLIENT).check_output(
+        f"curl -sf --data-urlencode username={email} --data-urlencode password={shlex.quote(secret)} "
+        f"{BASE}/api/v1/auth/token"
+    )
+    return json.loads(out)["access_token"]
 
 
 def http(method: str, path: str, tenant: str | None = None, body: dict | None = None, form: dict | None = None):
-    return curl(CLIENT, f"{BASE}{path}", method, tenant, body, form)
+    """A request through the edge, as the tenant's owner when ``tenant`` is given."""
+    return curl(CLIENT, f"{BASE}{path}", method, None, body, form, token(tenant) if tenant else None)
 
 
 def test_ready_through_the_proxy_reports_every_dependency_healthy():
@@ -65,7 +81,8 @@ def test_document_upload_lands_in_object_storage_and_downloads_intact():
     assert status == 201, text
     doc = json.loads(text)
     client.check_output(
-        f"curl -sf -H 'X-Tenant-ID: {A}' -o /root/stack-doc.out {BASE}/api/v1/documents/{doc['id']}/download"
+        f"curl -sf -H 'Authorization: Bearer {token(A)}' -o /root/stack-doc.out "
+        f"{BASE}/api/v1/documents/{doc['id']}/download"
     )
     assert client.check_output("sha256sum /root/stack-doc.out").split()[0] == digest
     # The object is in the bucket: the data host's S3 gateway stores it (the filer lists it).
