@@ -1,0 +1,60 @@
+"""python -m app.manage create-owner."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+
+def run(monkeypatch, capsys, args, stdin):
+    from app import manage
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = manage.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+ARGS = ["create-owner", "--tenant", "demo", "--email", "Owner@Demo.example"]
+
+
+def test_create_owner_is_idempotent(client, monkeypatch, capsys):
+    assert run(monkeypatch, capsys, ARGS, "first password 123\n")[:2] == (0, "created\n")
+    assert run(monkeypatch, capsys, ARGS, "other password 456\n")[:2] == (0, "exists\n")
+    ok = client.post("/api/v1/auth/token", data={"username": "owner@demo.example", "password": "first password 123"})
+    assert ok.status_code == 200 and (ok.json()["tenant"], ok.json()["role"]) == ("demo", "owner")
+    wrong = client.post("/api/v1/auth/token", data={"username": "owner@demo.example", "password": "other password 456"})
+    assert wrong.status_code == 401
+
+
+def test_create_owner_promotes_an_existing_member(client, world, monkeypatch, capsys):
+    world.user("someone@demo.example", {"demo": "viewer"})
+    args = ["create-owner", "--tenant", "demo", "--email", "someone@demo.example"]
+    assert run(monkeypatch, capsys, args, "")[:2] == (0, "created\n")
+    login = client.post(
+        "/api/v1/auth/token", data={"username": "someone@demo.example", "password": "correct horse battery staple"}
+    )
+    assert login.json()["role"] == "owner"
+    assert run(monkeypatch, capsys, args, "")[:2] == (0, "exists\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["create-owner", "--tenant", "Bad Tenant", "--email", "a@b.example"], "long enough password\n", "--tenant"),
+        (["create-owner", "--tenant", "demo", "--email", "not-an-email"], "long enough password\n", "--email"),
+        (["create-owner", "--tenant", "demo", "--email", "a@b.example"], "short\n", "password"),
+        (["create-owner", "--tenant", "demo", "--email", "a@b.example"], "", "password"),
+    ],
+)
+def test_create_owner_bad_input(client, monkeypatch, capsys, args, stdin, message):
+    code, out, err = run(monkeypatch, capsys, args, stdin)
+    assert code == 2 and out == "" and message in err
+    assert "long enough password" not in err
+
+
+def test_create_owner_needs_its_arguments(client, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run(monkeypatch, capsys, ["create-owner", "--tenant", "demo"], "")
+    assert exc.value.code == 2
