@@ -16,11 +16,13 @@
 #   ETERNA_SSH_KNOWN_HOSTS      known_hosts lines of the environment's hosts; required with the key
 #   RELEASE                     version label of the app release (-e app_version=...), default the
 #                               inventory's app_version
+#   ANSIBLE_PLAYBOOK            the ansible-playbook command (default ansible-playbook; the unit tests stub it)
 set -euo pipefail
 set +x  # secrets pass through this script's environment: never trace it
 umask 077
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+playbook=${ANSIBLE_PLAYBOOK:-ansible-playbook}
 
 die() { echo "deploy: $*" >&2; exit 2; }
 [ $# -eq 2 ] || die "usage: $0 check|release ENV"
@@ -66,19 +68,19 @@ if [ "$action" = check ]; then
   mkdir -p build/deploy
   log=build/deploy/$env_name-check.log
   echo "deploy: ansible-playbook playbooks/site.yml --check --diff on $env_name (kept in $log)"
-  ansible-playbook "${args[@]}" playbooks/site.yml --check --diff 2>&1 | tee "$log"
+  "$playbook" "${args[@]}" playbooks/site.yml --check --diff 2>&1 | tee "$log"
   exit "${PIPESTATUS[0]}"
 fi
 
 echo "deploy: migrations on $env_name (backup first, restored on failure)"
-ansible-playbook "${args[@]}" playbooks/migrate.yml
+"$playbook" "${args[@]}" playbooks/migrate.yml
 echo "deploy: app release on $env_name, one host at a time behind /health/ready"
-if ansible-playbook "${args[@]}" playbooks/services/app.yml; then
+if "$playbook" "${args[@]}" playbooks/services/app.yml; then
   echo "deploy: $env_name released"
   exit 0
 fi
 echo "deploy: the release failed its health gate on $env_name: rolling back (playbooks/rollback.yml)" >&2
-if ansible-playbook "${args[@]}" playbooks/rollback.yml; then
+if "$playbook" "${args[@]}" playbooks/rollback.yml; then
   echo "deploy: $env_name rolled back to the previous release; the release FAILED" >&2
 else
   echo "deploy: the rollback FAILED too on $env_name: see the output above" >&2

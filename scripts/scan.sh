@@ -52,6 +52,8 @@ secrets_check() {  # new secrets fail; moved lines of reviewed ones do not (the 
 }
 step detect-secrets secrets_check
 if [ ${#workflows[@]} -gt 0 ]; then
+  # Without shellcheck actionlint silently skips the run: scripts; that would be a check that cannot fail.
+  step shellcheck-present command -v shellcheck
   step actionlint actionlint "${workflows[@]}"
   step check-jsonschema check-jsonschema --builtin-schema vendor.github-workflows "${workflows[@]}"
   step zizmor zizmor --offline --quiet --config "$here/.github/zizmor.yml" .github/workflows
