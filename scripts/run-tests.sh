@@ -46,6 +46,8 @@ export logs
 
 [ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh
 [ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q tests/unit tests/migrations
+# The reference app's own tests, in build/app-venv (FastAPI and the app's pins are not in .venv).
+[ -n "${SKIP_UNIT:-}" ] || run_stage unit-app scripts/app-tests.sh
 [ -n "${SKIP_SCAN:-}" ] || run_stage scan scripts/scan.sh
 
 if [ -z "${SKIP_MOLECULE:-}" ]; then
