@@ -4,7 +4,7 @@
 # silent pass. Audits the reference app's pinned requirements (the virtualenv deployed on the app
 # hosts is built from them) and the tools' virtualenv (.venv, from pyproject.toml).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export PATH="$PWD/.venv/bin:$PATH"
 rc=0
 echo "=== pip-audit --strict: examples/eterna_home_app/requirements.txt"

@@ -34,6 +34,7 @@ inventory=inventories/$env_name/hosts.yml
 
 scratch=$(mktemp -d)
 agent_pid=
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   rm -rf "$scratch"
   [ -z "$agent_pid" ] || kill "$agent_pid" 2>/dev/null || true
