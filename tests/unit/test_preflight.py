@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,26 +16,46 @@ GOOD_KEY = "9c1e7a54d2b08f36e4a1c97d05b3f8622d4e9a1f7c03b5e8a6d2f4c19b07e358"  #
 LAB_KEY = "ebed5e804fd6935305f7e91c8f1496f00bf032f27a4bb0df323ecf182ee85fcc"
 
 
-def run_preflight(tmp_path: Path, **group_vars) -> subprocess.CompletedProcess[str]:
+PRODUCTION = {"eterna_env": "production"}
+
+
+def inventory(tmp_path: Path, group_vars: dict) -> Path:
+    """The production inventory's group_vars with a fresh vault, on two hosts of this machine (local connection):
+    h1 in every functional group, the backup repository on h2. ``group_vars`` override (a later file wins)."""
     inv = tmp_path / "inventory"
     (inv / "group_vars" / "all").mkdir(parents=True)
-    (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"h1": {"ansible_connection": "local"}}}}))
-    (inv / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(group_vars))
+    for source in (ROOT / "inventories" / "production" / "group_vars" / "all").glob("*.yml"):
+        shutil.copy(source, inv / "group_vars" / "all" / source.name)
+    (inv / "group_vars" / "all" / "vault.yml").write_text(yaml.safe_dump({"vault_eterna_master_key": GOOD_KEY}))
+    (inv / "group_vars" / "all" / "zz_test.yml").write_text(yaml.safe_dump(group_vars))
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    groups = {g: {"hosts": {"h1": {}}} for g in ["db", "cache", "mq", "objectstore", "app", "edge", "monitoring"]}
+    groups |= {"backup": {"hosts": {"h2": {}}}, "logging": {"hosts": {"h2": {}}}}
+    hosts = {"h1": host | {"eterna_private_ip": "10.0.0.11"}, "h2": host | {"eterna_private_ip": "10.0.0.12"}}
+    (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts, "children": groups}}))
+    return inv / "hosts.yml"
+
+
+def run_playbook(tmp_path: Path, playbook: str, *args: str, **group_vars) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(tmp_path / "facts")
     ansible = Path(sys.executable).with_name("ansible-playbook")
     return subprocess.run(
-        [str(ansible), "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks" / "preflight.yml")],
+        [str(ansible), "-i", str(inventory(tmp_path, group_vars)), str(ROOT / "playbooks" / playbook), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
 
 
+def run_preflight(tmp_path: Path, **group_vars) -> subprocess.CompletedProcess[str]:
+    return run_playbook(tmp_path, "preflight.yml", **group_vars)
+
+
 def test_good_production_inventory_passes(tmp_path: Path) -> None:
-    res = run_preflight(tmp_path, eterna_env="production", eterna_master_key=GOOD_KEY, app_debug=False)
+    res = run_preflight(tmp_path, **PRODUCTION)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -47,7 +68,7 @@ def test_lab_accepts_the_lab_key(tmp_path: Path) -> None:
     ("extra", "expected"),
     [
         ({"eterna_master_key": ""}, "eterna_master_key is missing"),
-        ({"eterna_master_key": "{{ vault_eterna_master_key }}"}, "eterna_master_key is missing"),
+        ({"vault_eterna_master_key": ""}, "eterna_master_key is missing"),
         ({"eterna_master_key": "ab" * 16}, "eterna_master_key is too short"),
         ({"eterna_master_key": LAB_KEY}, "eterna_master_key is a public key"),
         ({"eterna_master_key": GOOD_KEY, "minio_root_password": "minioadmin"}, "minio_root_password hold"),
@@ -57,7 +78,7 @@ def test_lab_accepts_the_lab_key(tmp_path: Path) -> None:
     ],
 )
 def test_production_refuses(tmp_path: Path, extra: dict, expected: str) -> None:
-    res = run_preflight(tmp_path, eterna_env="production", **extra)
+    res = run_preflight(tmp_path, **(PRODUCTION | extra))
     assert res.returncode != 0
     assert expected in res.stdout, res.stdout
 
@@ -66,3 +87,35 @@ def test_staging_is_as_strict_as_production(tmp_path: Path) -> None:
     res = run_preflight(tmp_path, eterna_env="staging", eterna_master_key=LAB_KEY)
     assert res.returncode != 0
     assert "eterna_master_key is a public key" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        # Issue #24 section 8: each passed the site preflight and was refused (or not at all) after phase 0.
+        ({"nginx_limit_tenant_rate": "lots"}, "nginx_limit_tenant_rate"),
+        ({"postgres_port": 99999}, "postgres_port must be a port number between 1 and 65535 (got 99999)"),
+        ({"grafana_admin_password": "Password1"}, "grafana_admin_password is weak"),
+        ({"app_redis_password": "eterna2024!"}, "app_redis_password is weak"),
+        ({"redis_port": "six"}, "argument 'redis_port' is of type str and we were unable to convert to int"),
+        ({"base_ssh_allowed_sources": ["bastion"]}, "base_ssh_allowed_sources: 'bastion' is neither an IP address"),
+    ],
+)
+def test_site_run_refuses_before_any_change(tmp_path: Path, extra: dict, expected: str) -> None:
+    """The whole site run (in check mode, on this machine) stops in the preflight: no phase play starts."""
+    res = run_playbook(tmp_path, "site.yml", "--check", **(PRODUCTION | extra))
+    assert res.returncode != 0
+    assert expected in res.stdout, res.stdout[-3000:]
+    assert "PLAY [Apply the baseline to every host]" not in res.stdout
+    assert "changed=0" in res.stdout and "changed=1" not in res.stdout
+
+
+def test_strong_operator_password_passes(tmp_path: Path) -> None:
+    res = run_preflight(tmp_path, **(PRODUCTION | {"grafana_admin_password": "Kp9/Qz2+Lm7=vT4#wX8"}))
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_lab_does_not_score_passwords(tmp_path: Path) -> None:
+    weak = {"grafana_admin_password": "Password1"}
+    res = run_preflight(tmp_path, eterna_env="lab", eterna_master_key=LAB_KEY, **weak)
+    assert res.returncode == 0, res.stdout[-3000:]
