@@ -27,10 +27,11 @@ except ImportError:  # pragma: no cover - exercised only when ansible is absent
 
 # systemd's env_name_is_valid(): letters, digits and underscore, not starting with a digit.
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters.
+# RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters; '_' is
+# accepted too (inventory and container names use it, /etc/hosts and Docker's DNS resolve it).
 _HOSTNAME_RE = re.compile(
-    r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+    r"(?=.{1,253}\Z)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
 )
 _LINE_BREAKS = ("\n", "\r")
 
