@@ -383,6 +383,7 @@ def test_filter_module_exposes_the_public_names() -> None:
         "rabbitmq_hash",
         "htpasswd_bcrypt",
         "app_secret_key",
+        "jwt_keyring",
         "master_key_bits",
         "sha256_hex",
     }
