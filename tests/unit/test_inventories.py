@@ -1,8 +1,9 @@
 """The staging and production example inventories are complete and valid.
 
 Each inventory is copied without a vault.yml (an operator's encrypted vault would need its password) and
-run with a throwaway master key given as the vault variable. Nothing connects to a host: every task used
-here (assert, set_fact, validate_argument_spec) runs on the controller, so no connection override is needed.
+run with a throwaway master key given as the vault variable. The role checks here (assert, set_fact,
+validate_argument_spec) run on the controller; playbooks/preflight.yml also gathers facts and runs each role's
+preflight on its hosts, so its runs here make every host this machine (LOCAL).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def ansible(tool: str, tmp_path: Path, *args: str) -> subprocess.CompletedProces
     return subprocess.run(
         [str(BIN / tool), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+# Every inventory host is this machine, reached without SSH (the preflight gathers facts and asks the hosts).
+LOCAL = ["-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}"]
 
 
 def with_key(key: str | None = None) -> list[str]:
@@ -163,7 +168,7 @@ def test_every_site_group_has_hosts(env: str, listed: dict[str, dict]) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_preflight_passes(env: str, tmp_path: Path) -> None:
     inv = copy_inventory(env, tmp_path)
-    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), "playbooks/preflight.yml", *with_key())
+    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), "playbooks/preflight.yml", *LOCAL, *with_key())
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -208,7 +213,7 @@ def test_inventory_sets_only_variables_the_roles_read(env: str, listed: dict[str
 
 def test_production_preflight_refuses_the_lab_key(tmp_path: Path) -> None:
     inv = copy_inventory("production", tmp_path)
-    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), "playbooks/preflight.yml", *with_key(lab_key()))
+    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), "playbooks/preflight.yml", *LOCAL, *with_key(lab_key()))
     assert res.returncode != 0
     assert "eterna_master_key is a public key" in res.stdout, res.stdout
 
