@@ -112,8 +112,17 @@ def test_dashboard_provisioning_points_at_the_copied_files():
     assert provider["allowUiUpdates"] is False
 
 
+def _syntax_filters() -> dict:
+    spec = importlib.util.spec_from_file_location("eterna_filter_syntax_grafana", ROOT / "filter_plugins/syntax.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FilterModule().filters()
+
+
 def test_grafana_ini_disables_anonymous_access_and_sign_up():
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701 - INI, not HTML
+    env.filters.update(_syntax_filters())  # host_port builds root_url
     text = env.from_string((ROLE / "templates/etc/grafana/grafana.ini.j2").read_text()).render(
         ansible_managed="Ansible managed",
         grafana_listen_address="10.0.0.9",
@@ -135,6 +144,7 @@ def test_grafana_ini_disables_anonymous_access_and_sign_up():
     assert sections["auth.anonymous"]["enabled"] == "false"
     assert sections["users"]["allow_sign_up"] == "false"
     assert sections["server"]["protocol"] == "https"
+    assert sections["server"]["root_url"] == "https://10.0.0.9:3000/"
     assert sections["security"]["admin_password"] == "$__file{" + ROLE_VARS["_grafana_admin_password_file"] + "}"
 
 
