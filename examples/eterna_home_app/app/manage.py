@@ -32,7 +32,7 @@ def create_owner(tenant: str, email: str, password: str) -> str:
     """Ensure ``email`` is an owner of ``tenant``. ``password`` is used only when the user is created
     (at least MIN_PASSWORD characters, no control characters). Returns ``created`` or ``exists``.
     Raises BadInput for a malformed tenant id, e-mail or password."""
-    if not TENANT_RE.match(tenant):
+    if not TENANT_RE.fullmatch(tenant):
         raise BadInput(f"--tenant must match {TENANT_RE.pattern}")
     email = email.strip().lower()
     if not EMAIL_RE.match(email):

@@ -5,4 +5,5 @@ from __future__ import annotations
 
 import re
 
+# Use TENANT_RE.fullmatch: with .match, "$" also matches before a final newline ("demo\n" would pass).
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -122,7 +122,7 @@ def verify_access_token(settings: Settings, token: str) -> AccessClaims:
     except (TypeError, ValueError):
         raise TokenError("sub is not a user id") from None
     tenant, role = claims["tid"], claims["role"]
-    if not isinstance(tenant, str) or not TENANT_RE.match(tenant):
+    if not isinstance(tenant, str) or not TENANT_RE.fullmatch(tenant):
         raise TokenError("tid is not a tenant id")
     if role not in ROLES:
         raise TokenError("unknown role")

@@ -166,3 +166,36 @@ def test_audit_events_are_logged_as_json(client, world, owner):
     [entry] = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert entry["audit"]["action"] == "house_deleted" and entry["audit"]["target_id"] == house
     assert entry["tenant_id"] == "tenant-a"
+
+
+def test_demoted_admin_cannot_use_its_old_token_to_take_its_role_back(client, world, owner, admin):
+    # The admin's access token still says "admin" until it expires; member management reads the role again.
+    res = client.patch(f"/api/v1/members/{admin.user_id}", json={"role": "viewer"}, headers=owner.headers)
+    assert res.json()["role"] == "viewer"
+    back = client.patch(f"/api/v1/members/{admin.user_id}", json={"role": "admin"}, headers=admin.headers)
+    assert back.status_code == 403, back.text
+    assert client.get("/api/v1/audit-events", headers=admin.headers).status_code == 403
+    roles = {m["email"]: m["role"] for m in client.get("/api/v1/members", headers=owner.headers).json()}
+    assert roles[admin.email] == "viewer"
+
+
+def test_removed_admin_cannot_use_its_old_token_to_come_back(client, world, owner, admin):
+    assert client.delete(f"/api/v1/members/{admin.user_id}", headers=owner.headers).status_code == 204
+    for method, path, body in [
+        ("POST", "/api/v1/members", {"email": admin.email, "role": "admin"}),
+        ("POST", "/api/v1/members", {"email": "backdoor@a.example", "role": "admin", "password": "a long password!"}),
+        ("GET", "/api/v1/members", None),
+        ("GET", "/api/v1/audit-events", None),
+    ]:
+        res = client.request(method, path, json=body, headers=admin.headers)
+        assert res.status_code == 403, (method, path, res.text)
+    emails = {m["email"] for m in client.get("/api/v1/members", headers=owner.headers).json()}
+    assert emails == {owner.email}
+
+
+def test_promoted_member_acts_with_its_token_role_until_the_next_token(client, world, owner):
+    member = world.member("tenant-a", "member")
+    client.patch(f"/api/v1/members/{member.user_id}", json={"role": "admin"}, headers=owner.headers)
+    body = {"email": "y@a.example", "role": "viewer", "password": "a long password!"}
+    res = client.post("/api/v1/members", json=body, headers=member.headers)
+    assert res.status_code == 403

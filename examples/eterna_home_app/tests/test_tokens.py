@@ -129,6 +129,7 @@ def test_not_yet_valid_refused(client, owner):
         {"sub": 42},
         {"tid": "Tenant A"},
         {"tid": 7},
+        {"tid": "tenant-a\n"},
         {"role": "superuser"},
         {"exp": "tomorrow"},
         {"jti": 5},

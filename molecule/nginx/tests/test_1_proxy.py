@@ -136,6 +136,8 @@ ATTACKS = {
     "other environment's key": lambda: bearer("tenant-a", environment="staging", kid="lab-g3"),
     "no tenant claim": lambda: bearer("tenant-a", tid=None),
     "malformed tenant": lambda: bearer("../etc"),
+    # PCRE's "$" matches before a final newline: the edge must not take "tenant-a\n" for "tenant-a".
+    "tenant with a final newline": lambda: bearer("tenant-a\n"),
 }
 
 

@@ -2,12 +2,15 @@
 
 Rules beyond the permission check: an actor may only give or take away roles of
 ``app.rbac.ASSIGNABLE`` (an admin never touches the owner role), and a tenant always keeps at least
-one owner.
+one owner. These endpoints act with the caller's role as it is now, not only as its access token
+says: an admin demoted or removed is refused at once, not when its token expires (else it could
+give itself its role back within the token's lifetime).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy import func, select, update
@@ -19,9 +22,41 @@ from app.auth import Principal, require
 from app.db import get_session
 from app.models import AuditEvent, RefreshToken, User, UserTenantRole, utcnow
 from app.passwords import hash_password
-from app.rbac import can_assign
+from app.rbac import ROLES, allowed, can_assign
 
 router = APIRouter(prefix="/api/v1", tags=["members"])
+
+# viewer 0 ... owner 3: the lower of two roles is the one with fewer rights.
+_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
+
+
+def require_current(permission: str) -> Callable[..., Principal]:
+    """Dependency factory: ``app.auth.require(permission)``, then the caller's membership read again from
+    the database. The principal returned acts with the lower of its token's role and its current role;
+    HTTPException 403 when the user is no longer an active member of the tenant or that role lacks
+    ``permission``."""
+    token_check = require(permission)
+
+    def dependency(principal: Principal = Depends(token_check), session: Session = Depends(get_session)) -> Principal:
+        row = session.execute(
+            select(User.is_active, UserTenantRole.role)
+            .join(UserTenantRole, UserTenantRole.user_id == User.id)
+            .where(UserTenantRole.tenant_id == principal.tenant, UserTenantRole.user_id == principal.user_id)
+        ).first()
+        if row is None or not row.is_active:
+            raise HTTPException(status_code=403, detail="the caller is no longer a member of this tenant")
+        role = min(principal.role, row.role, key=lambda name: _RANK.get(name, -1))
+        if not allowed(role, permission):
+            raise HTTPException(status_code=403, detail=f"role {role!r} lacks permission {permission!r}")
+        return Principal(principal.user_id, principal.tenant, role)
+
+    dependency.__name__ = f"current_role_{permission.replace(':', '_')}"
+    return dependency
+
+
+_members_read = require_current("members:read")
+_members_manage = require_current("members:manage")
+_audit_read = require_current("audit:read")
 
 
 def _out(user: User, membership: UserTenantRole) -> MemberOut:
@@ -69,7 +104,7 @@ def _keep_an_owner(session: Session, tenant: str, membership: UserTenantRole) ->
 
 @router.get("/members", response_model=list[MemberOut])
 def list_members(
-    principal: Principal = Depends(require("members:read")), session: Session = Depends(get_session)
+    principal: Principal = Depends(_members_read), session: Session = Depends(get_session)
 ) -> list[MemberOut]:
     """Members of the caller's tenant, oldest membership first."""
     rows = session.execute(
@@ -85,7 +120,7 @@ def list_members(
 def add_member(
     body: MemberIn,
     request: Request,
-    principal: Principal = Depends(require("members:manage")),
+    principal: Principal = Depends(_members_manage),
     session: Session = Depends(get_session),
 ) -> MemberOut:
     """Add a user to the caller's tenant with ``role``; the user is created when its e-mail is new
@@ -132,7 +167,7 @@ def change_role(
     user_id: uuid.UUID,
     body: MemberPatch,
     request: Request,
-    principal: Principal = Depends(require("members:manage")),
+    principal: Principal = Depends(_members_manage),
     session: Session = Depends(get_session),
 ) -> MemberOut:
     """Change a member's role. The new role applies to its next token (login or refresh)."""
@@ -162,7 +197,7 @@ def change_role(
 def remove_member(
     user_id: uuid.UUID,
     request: Request,
-    principal: Principal = Depends(require("members:manage")),
+    principal: Principal = Depends(_members_manage),
     session: Session = Depends(get_session),
 ) -> Response:
     """Remove a member from the caller's tenant and revoke its refresh tokens there (its access tokens
@@ -200,7 +235,7 @@ def remove_member(
 def list_audit_events(
     limit: int = Query(default=100, ge=1, le=500),
     offset: int = Query(default=0, ge=0),
-    principal: Principal = Depends(require("audit:read")),
+    principal: Principal = Depends(_audit_read),
     session: Session = Depends(get_session),
 ) -> list[AuditEvent]:
     """The caller's tenant's audit events, newest first."""
