@@ -39,6 +39,27 @@ def test_create_owner_promotes_an_existing_member(client, world, monkeypatch, ca
     assert run(monkeypatch, capsys, args, "")[:2] == (0, "exists\n")
 
 
+def test_create_owner_refuses_an_account_of_another_tenant_without_existing_user(client, world, monkeypatch, capsys):
+    # An account someone else created first (e-mail addresses are not verified) must not silently become the
+    # owner of a new tenant; the operator checks who holds it and says so with --existing-user.
+    world.user("owner@newco.example", {"demo": "viewer"})
+    args = ["create-owner", "--tenant", "newco", "--email", "owner@newco.example"]
+    code, out, err = run(monkeypatch, capsys, args, "operator password 1\n")
+    assert (code, out) == (2, "")
+    assert "--existing-user" in err
+    login = client.post(
+        "/api/v1/auth/token",
+        data={"username": "owner@newco.example", "password": "correct horse battery staple", "tenant": "newco"},
+    )
+    assert login.status_code == 403, "no membership of newco, and the tenant was not created half-way"
+    assert run(monkeypatch, capsys, [*args, "--existing-user"], "")[:2] == (0, "created\n")
+    login = client.post(
+        "/api/v1/auth/token",
+        data={"username": "owner@newco.example", "password": "correct horse battery staple", "tenant": "newco"},
+    )
+    assert login.json()["role"] == "owner"
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [

@@ -53,9 +53,27 @@ def test_existing_user_of_another_tenant_keeps_its_password(client, world, owner
         json={"email": "shared@b.example", "role": "member", "password": "attacker chosen pw"},
         headers=owner.headers,
     )
-    assert res.status_code == 201
+    assert res.status_code == 409
     bad = client.post("/api/v1/auth/token", data={"username": "shared@b.example", "password": "attacker chosen pw"})
     assert bad.status_code == 401
+    [event] = world.audit("member_added")
+    assert event.outcome == "denied" and json.loads(event.details)["reason"] == "existing_account"
+
+
+def test_an_account_pre_created_by_another_tenant_cannot_be_taken_over(client, world, admin):
+    # Red-team finding: an admin of tenant-a creates an account for tenant-b's future CEO with a password of
+    # its choosing; when tenant-b's owner later adds that e-mail, the account must not silently join tenant-b.
+    planted = {"email": "ceo@b.example", "role": "viewer", "password": "attacker chosen pw"}
+    assert client.post("/api/v1/members", json=planted, headers=admin.headers).status_code == 201
+    owner_b = world.member("tenant-b", "owner")
+    real = {"email": "ceo@b.example", "role": "admin", "password": "the real ceo password"}
+    assert client.post("/api/v1/members", json=real, headers=owner_b.headers).status_code == 409
+    attacker = client.post(
+        "/api/v1/auth/token", data={"username": "ceo@b.example", "password": "attacker chosen pw", "tenant": "tenant-b"}
+    )
+    assert attacker.status_code == 403, "the planted account never became a member of tenant-b"
+    members = {m["email"] for m in client.get("/api/v1/members", headers=owner_b.headers).json()}
+    assert "ceo@b.example" not in members
 
 
 def test_admin_cannot_touch_the_owner_role(client, world, owner, admin):

@@ -123,8 +123,11 @@ def add_member(
     principal: Principal = Depends(_members_manage),
     session: Session = Depends(get_session),
 ) -> MemberOut:
-    """Add a user to the caller's tenant with ``role``; the user is created when its e-mail is new
-    (``password`` required then). 409 when already a member."""
+    """Add a new user to the caller's tenant with ``role`` (``password`` required). 409 when an account
+    with that e-mail exists already, in this tenant or any other: e-mail addresses are not verified, so
+    attaching an existing account through the API would let an admin of one tenant pre-create an account
+    (with a password it knows) that another tenant later adds. The platform operator attaches existing
+    accounts after checking who holds them (``python -m app.manage create-owner --existing-user``)."""
     _check_assign(principal, body.role)
     email = body.email.strip().lower()
     user = session.scalar(select(User).where(func.lower(User.email) == email))
@@ -145,6 +148,24 @@ def add_member(
         select(UserTenantRole).where(UserTenantRole.user_id == user.id, UserTenantRole.tenant_id == principal.tenant)
     ):
         raise HTTPException(status_code=409, detail="already a member")
+    else:
+        audit.record(
+            session,
+            request,
+            action="member_added",
+            outcome="denied",
+            tenant_id=principal.tenant,
+            actor_user_id=principal.user_id,
+            target_type="user",
+            target_id=None,
+            details={"role": body.role, "reason": "existing_account"},
+        )
+        session.commit()
+        raise HTTPException(
+            status_code=409,
+            detail="an account with this e-mail exists already; the platform operator can add it to this tenant "
+            "after checking who holds it",
+        )
     membership = UserTenantRole(id=uuid.uuid4(), user_id=user.id, tenant_id=principal.tenant, role=body.role)
     session.add(membership)
     audit.record(
