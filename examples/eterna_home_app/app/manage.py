@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     owner.add_argument("--tenant", required=True)
     owner.add_argument("--email", required=True)
     owner.add_argument(
-        "--existing-user", action="store_true", help="attach an account that exists already (after checking who holds it)"
+        "--existing-user",
+        action="store_true",
+        help="attach an account that exists already (after checking who holds it)",
     )
     args = parser.parse_args(argv)
     password = sys.stdin.readline().rstrip("\r\n")
