@@ -155,6 +155,16 @@ def test_requests_without_a_valid_token_get_401_and_never_reach_the_app(attack):
     assert json.loads(line)["auth"] not in ("ok", ""), line
 
 
+def test_a_flood_of_bad_tokens_gets_429_after_the_unauthenticated_burst():
+    # Scenario: 5 r/s with a burst of 10 for refused requests per IP. 60 quick requests with a forged token
+    # from one client: 401 while the burst lasts, then 429 (the 401 is served where the limits apply).
+    codes = [r.status for r in burst(f"{BASE}/api/houses", 60, *bearer("tenant-a", key="k" * 64), parallel=10)]
+    assert set(codes) <= {401, 429}, set(codes)
+    assert codes.count(429) >= 20, {c: codes.count(c) for c in set(codes)}
+    assert codes.count(401) >= 10, {c: codes.count(c) for c in set(codes)}
+    assert fetch(f"{BASE}/api/houses", *bearer("tenant-a")).status == 200, "valid tokens are not limited by it"
+
+
 def test_a_valid_token_passes():
     resp = fetch(f"{BASE}/api/houses", *bearer("tenant-a"))
     assert resp.status == 200
