@@ -83,6 +83,13 @@ def test_firewall_policy_is_drop():
     assert "policy drop" in rules
 
 
+def test_ipv6_sources_go_in_an_ip6_rule():
+    """The kernel's ruleset holds the mixed rule split by family (nft refused an IPv6 source in an ip set)."""
+    rules = node(WEB).check_output("nft list table inet eterna_filter")
+    assert 'ip saddr 192.0.2.0/24 tcp dport 8085 accept comment "from both families"' in rules
+    assert 'ip6 saddr 2001:db8:5::/48 tcp dport 8085 accept comment "from both families"' in rules
+
+
 def test_allowed_port_answers_from_allowed_group():
     assert probe(8080)
 
