@@ -52,6 +52,52 @@ def deploy_login() -> str:
     return node(CLIENT).check_output(f"{SSH} -i /root/deploy_key deploy@{EDGE} id -un").strip()
 
 
+# --- AIDE and the audit trail (first: later tests add a user) ----------------------------------------------
+
+
+def test_aide_check_reports_a_changed_file_under_etc():
+    edge = node(EDGE)
+    clean = edge.run("aide --check --config /etc/aide/aide.conf")
+    assert clean.rc == 0, f"the converged host differs from its baseline:\n{clean.stdout}"
+    edge.check_output("echo 'eterna aide probe' >> /etc/issue.net")
+    edge.check_output("echo probe > /etc/eterna-aide-probe")
+    try:
+        res = edge.run("systemctl start eterna-aide-check.service")
+        assert res.rc != 0, "the check passed although /etc changed"
+        log = edge.check_output("journalctl -u eterna-aide-check.service --since -5min --no-pager")
+        assert "/etc/issue.net" in log, log
+        assert "/etc/eterna-aide-probe" in log, log
+    finally:
+        edge.run("sed -i '/eterna aide probe/d' /etc/issue.net; rm -f /etc/eterna-aide-probe")
+        edge.run("systemctl reset-failed eterna-aide-check.service")
+
+
+def test_aide_daily_check_is_scheduled():
+    timer = node(EDGE).service("eterna-aide-check.timer")
+    assert timer.is_enabled and timer.is_running
+
+
+def test_audit_rules_cover_identity_sudo_ssh_time_modules_and_config():
+    rules = node(EDGE).file("/etc/audit/rules.d/90-eterna.rules").content_string
+    for key in ["identity", "sudoers", "sshd", "ssh_keys", "time_change", "modules", "eterna_config"]:
+        assert f"-k {key}" in rules, key
+
+
+def test_audit_trail_records_an_edit_of_a_watched_file():
+    edge = node(EDGE)
+    status = edge.run("auditctl -s")
+    if status.rc != 0:
+        # Inside a container the kernel refuses audit control (not the initial PID namespace): auditd is
+        # skipped by its unit condition rather than failing.
+        assert "Operation not permitted" in status.stderr, status.stderr
+        assert edge.check_output("systemctl show auditd -p ConditionResult --value").strip() == "no"
+        assert edge.check_output("systemctl is-failed auditd || true").strip() != "failed"
+        pytest.skip("kernel audit control refused in a container (EPERM); the rules apply on VMs and bare metal")
+    edge.check_output("echo '# audit probe' >> /etc/login.defs && sed -i '/# audit probe/d' /etc/login.defs")
+    out = edge.check_output("ausearch -k identity -f /etc/login.defs --start recent -i")
+    assert "login.defs" in out
+
+
 # --- SSH ---------------------------------------------------------------------------------------------------
 
 
@@ -170,52 +216,6 @@ def test_repeated_failed_api_logins_ban_the_source_until_the_ban_lifts():
         "fail2ban-client status eterna-nginx-auth"
     )
     assert wait_until(lambda: not banned("eterna-nginx-auth", ip), BANTIME + 60), "the ban did not lift"
-
-
-# --- AIDE and the audit trail ------------------------------------------------------------------------------
-
-
-def test_aide_check_reports_a_changed_file_under_etc():
-    edge = node(EDGE)
-    clean = edge.run("aide --check --config /etc/aide/aide.conf")
-    assert clean.rc == 0, clean.stdout
-    edge.check_output("echo 'eterna aide probe' >> /etc/issue.net")
-    edge.check_output("echo probe > /etc/eterna-aide-probe")
-    try:
-        res = edge.run("systemctl start eterna-aide-check.service")
-        assert res.rc != 0, "the check passed although /etc changed"
-        log = edge.check_output("journalctl -u eterna-aide-check.service --since -5min --no-pager")
-        assert "/etc/issue.net" in log, log
-        assert "/etc/eterna-aide-probe" in log, log
-    finally:
-        edge.run("sed -i '/eterna aide probe/d' /etc/issue.net; rm -f /etc/eterna-aide-probe")
-        edge.run("systemctl reset-failed eterna-aide-check.service")
-
-
-def test_aide_daily_check_is_scheduled():
-    timer = node(EDGE).service("eterna-aide-check.timer")
-    assert timer.is_enabled and timer.is_running
-
-
-def test_audit_rules_cover_identity_sudo_ssh_time_modules_and_config():
-    rules = node(EDGE).file("/etc/audit/rules.d/90-eterna.rules").content_string
-    for key in ["identity", "sudoers", "sshd", "ssh_keys", "time_change", "modules", "eterna_config"]:
-        assert f"-k {key}" in rules, key
-
-
-def test_audit_trail_records_an_edit_of_a_watched_file():
-    edge = node(EDGE)
-    status = edge.run("auditctl -s")
-    if status.rc != 0:
-        # Inside a container the kernel refuses audit control (not the initial PID namespace): auditd is
-        # skipped by its unit condition rather than failing.
-        assert "Operation not permitted" in status.stderr, status.stderr
-        assert edge.check_output("systemctl show auditd -p ConditionResult --value").strip() == "no"
-        assert edge.check_output("systemctl is-failed auditd || true").strip() != "failed"
-        pytest.skip("kernel audit control refused in a container (EPERM); the rules apply on VMs and bare metal")
-    edge.check_output("echo '# audit probe' >> /etc/login.defs && sed -i '/# audit probe/d' /etc/login.defs")
-    out = edge.check_output("ausearch -k identity -f /etc/login.defs --start recent -i")
-    assert "login.defs" in out
 
 
 # --- Kernel, login policy, accounting ----------------------------------------------------------------------
