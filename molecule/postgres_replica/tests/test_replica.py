@@ -84,3 +84,20 @@ def test_replication_lag_is_exposed():
 def test_replication_password_file_mode():
     f = node(STANDBY).file("/var/lib/postgresql/.pgpass")
     assert (f.user, f.group, f.mode) == ("postgres", "postgres", 0o600)
+
+
+def test_slot_wal_is_bounded_and_exposed():
+    """max_slot_wal_keep_size bounds the WAL the standby's slot holds; the exporter shows it for the alert."""
+    assert value(PRIMARY, "SHOW max_slot_wal_keep_size", db="postgres") == "10GB"
+    out = node(PRIMARY).check_output(
+        f"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://{PRIMARY}:9187/metrics', timeout=10)"
+        '.read().decode())"'
+    )
+    samples = {
+        line.split("{", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in out.splitlines()
+        if line.startswith("pg_replication_slot_wal_") and f'slot_name="{SLOT}"' in line
+    }
+    assert samples["pg_replication_slot_wal_limit_bytes"] == 10 * 1024**3
+    assert samples["pg_replication_slot_wal_lost"] == 0
+    assert 0 <= samples["pg_replication_slot_wal_retained_bytes"] < 10 * 1024**3
