@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shlex
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -100,6 +101,26 @@ def ansible_env() -> dict[str, str]:
         ANSIBLE_FILTER_PLUGINS=str(ROOT / "filter_plugins"),
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_NOCOLOR="1",
+    )
+
+
+def leak_check_of_verbose_run(playbooks: list[str], master_key: str, log: Path) -> subprocess.CompletedProcess:
+    """Run ``playbooks`` (paths under playbooks/) with -vvv against the scenario's inventory, output into ``log``,
+    then scripts/leak_check.py over it: its CompletedProcess (returncode 0 = no derived secret, signing key,
+    token or password hash in the output). Raises CalledProcessError when a playbook fails."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    with log.open("w") as fh:
+        for playbook in playbooks:
+            subprocess.run(
+                ["ansible-playbook", "-vvv", "-i", inventory, str(ROOT / "playbooks" / playbook)],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                timeout=3600,
+                check=True,
+                env=ansible_env(),
+            )
+    return subprocess.run(
+        [str(ROOT / "scripts" / "leak_check.py"), "--key", master_key, str(log)], capture_output=True, text=True
     )
 
 

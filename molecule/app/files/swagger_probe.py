@@ -62,7 +62,8 @@ def main(url: str) -> int:
         wait.until(ec.visibility_of_element_located((By.ID, "oauth_username"))).send_keys(os.environ["EMAIL"])
         driver.find_element(By.ID, "oauth_password").send_keys(os.environ["PASSWORD"])
         click(driver, wait, ".auth-container .auth-btn-wrapper button.authorize")
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".auth-container button.logout")))
+        # Swagger UI 5 turns the Authorize button into "Logout" once the token request succeeded.
+        wait.until(ec.presence_of_element_located((By.XPATH, "//div[@class='auth-container']//button[.='Logout']")))
         result["steps"].append("authorised")
         click(driver, wait, ".auth-btn-wrapper button.btn-done")
 

@@ -4,9 +4,11 @@ client container the way an outsider or a tenant's own users would try."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from app_probe import (
@@ -25,7 +27,7 @@ from app_probe import (
     password,
     trust_edge_ca,
 )
-from eterna_testinfra import access_token, node
+from eterna_testinfra import access_token, leak_check_of_verbose_run, node
 
 JOURNAL_UNITS = ["nginx", "eterna-api"]
 JOURNAL_HOSTS = [EDGE, WEB]
@@ -33,9 +35,9 @@ JOURNAL_HOSTS = [EDGE, WEB]
 ROLES = ("owner", "admin", "member", "viewer")
 
 
-def edge(method: str, path: str, token: str | None = None, **kwargs) -> tuple[int, str]:
+def edge(method: str, path: str, token: str | None = None, body: dict | None = None, **kwargs) -> tuple[int, str]:
     """A request through the edge."""
-    return http(method, path, token, edge=True, **kwargs)
+    return http(method, path, token, body, edge=True, **kwargs)
 
 
 def app_saw(request_id: str) -> bool:
@@ -291,3 +293,12 @@ def test_secrets_are_root_or_service_only():
     env = node(WEB).file("/etc/eterna-app/app.env")
     assert env.mode == 0o600
     assert "JWT_KEYS=" in env.content_string
+
+
+def test_no_secret_leaks_in_a_verbose_run_of_the_app_and_edge_plays():
+    """-vvv runs of the app and edge plays print no derived secret (database, broker, S3, owners' passwords),
+    no JWT signing key, no token and no password hash."""
+    log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "app-edge-vvv.log"
+    res = leak_check_of_verbose_run(["services/app.yml", "services/nginx.yml"], master_key(), log)
+    assert res.returncode == 0, res.stdout
+    assert "secrets searched" in res.stdout

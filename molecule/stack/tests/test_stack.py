@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import ROOT, ansible_env, curl, node, secrets
+from eterna_testinfra import ROOT, ansible_env, curl, leak_check_of_verbose_run, node, secrets
 
 JOURNAL_UNITS = ["nginx", "eterna-api", "eterna-worker"]
 JOURNAL_HOSTS = ["stack-edge", "stack-app1"]
@@ -154,26 +154,9 @@ def test_a_pending_migration_is_backed_up_by_pgbackrest_first():
 
 
 def test_no_secret_leaks_in_a_verbose_run():
-    """A -vvv run of the whole site prints no derived secret and not the master key."""
+    """A -vvv run of the whole site prints no derived secret, signing key, token or hash, nor the master key."""
     log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "site-vvv.log"
-    with log.open("w") as fh:
-        subprocess.run(
-            [
-                "ansible-playbook",
-                "-vvv",
-                "-i",
-                os.environ["MOLECULE_INVENTORY_FILE"],
-                str(ROOT / "playbooks" / "site.yml"),
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            timeout=3600,
-            check=True,
-            env=ansible_env(),
-        )
-    res = subprocess.run(
-        [str(ROOT / "scripts" / "leak_check.py"), "--key", _lab_key(), str(log)], capture_output=True, text=True
-    )
+    res = leak_check_of_verbose_run(["site.yml"], _lab_key(), log)
     assert res.returncode == 0, res.stdout
 
 
