@@ -74,14 +74,14 @@ echo "wrk -t2 -c$CONNS -d$DURATION --timeout 10s from $EDGE; nginx: https://$EDG
 echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 proxy=(-H "Host: $EDGE")
 auth=(-H "Authorization: Bearer $TOKEN")
-run nginx-health-ready "https://127.0.0.1/health/ready" "${proxy[@]}"
+run nginx-health-ready "https://127.0.0.1:443/health/ready" "${proxy[@]}"
 run direct-health-ready "http://$APP:8000/health/ready"
-run nginx-houses "https://127.0.0.1/api/v1/houses?limit=50" "${proxy[@]}" "${auth[@]}"
+run nginx-houses "https://127.0.0.1:443/api/v1/houses?limit=50" "${proxy[@]}" "${auth[@]}"
 run direct-houses "http://$APP:8000/api/v1/houses?limit=50" "${auth[@]}"
 # The token check alone: /metrics is answered 404 by nginx itself (never proxied); the same request with a
 # valid token runs the full verification (HMAC, claims), without one it stops at "missing".
-run edge-no-token "https://127.0.0.1/metrics" "${proxy[@]}"
-run edge-token-check "https://127.0.0.1/metrics" "${proxy[@]}" "${auth[@]}"
+run edge-no-token "https://127.0.0.1:443/metrics" "${proxy[@]}"
+run edge-token-check "https://127.0.0.1:443/metrics" "${proxy[@]}" "${auth[@]}"
 # The login (argon2 verify, token pair issued, audit row) straight on one app host, 8 connections.
 CONNS=8 run direct-login "http://$APP:8000/api/v1/auth/token" -s /tmp/wrk_login.lua
 
