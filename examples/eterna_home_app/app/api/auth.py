@@ -149,59 +149,29 @@ def refresh(body: RefreshIn, request: Request, session: Session = Depends(get_se
     if row is None:
         raise unauthorized(BAD_REFRESH)
     context = {"tenant_id": row.tenant_id, "actor_user_id": row.user_id, "target_type": "refresh_token"}
+
+    def refused(action: str, outcome: str, details: dict) -> HTTPException:
+        """Record the refusal in the audit trail and commit; the 401 to raise (HTTPException)."""
+        audit.record(
+            session, request, action=action, outcome=outcome, target_id=row.family_id, details=details, **context
+        )
+        session.commit()
+        return unauthorized(BAD_REFRESH)
+
     if row.revoked_at is not None:
         if row.replaced_by is not None:
             revoked = _revoke_family(session, row.family_id)
-            audit.record(
-                session,
-                request,
-                action="refresh_reuse_detected",
-                outcome="denied",
-                target_id=row.family_id,
-                details={"family_revoked": revoked},
-                **context,
-            )
-        else:
-            audit.record(
-                session,
-                request,
-                action="refresh",
-                outcome="failure",
-                target_id=row.family_id,
-                details={"reason": "revoked"},
-                **context,
-            )
-        session.commit()
-        raise unauthorized(BAD_REFRESH)
+            raise refused("refresh_reuse_detected", "denied", {"family_revoked": revoked})
+        raise refused("refresh", "failure", {"reason": "revoked"})
     if _aware(row.expires_at) <= utcnow():
-        audit.record(
-            session,
-            request,
-            action="refresh",
-            outcome="failure",
-            target_id=row.family_id,
-            details={"reason": "expired"},
-            **context,
-        )
-        session.commit()
-        raise unauthorized(BAD_REFRESH)
+        raise refused("refresh", "failure", {"reason": "expired"})
     user = session.get(User, row.user_id)
     membership = session.scalar(
         select(UserTenantRole).where(UserTenantRole.user_id == row.user_id, UserTenantRole.tenant_id == row.tenant_id)
     )
     if user is None or not user.is_active or membership is None:
         _revoke_family(session, row.family_id)
-        audit.record(
-            session,
-            request,
-            action="refresh",
-            outcome="denied",
-            target_id=row.family_id,
-            details={"reason": "no_membership"},
-            **context,
-        )
-        session.commit()
-        raise unauthorized(BAD_REFRESH)
+        raise refused("refresh", "denied", {"reason": "no_membership"})
     out, new_row = _issue(session, row.user_id, row.tenant_id, membership.role, row.family_id)
     session.flush()
     # Conditional: of two concurrent refreshes with the same token, only one rotates it.
@@ -213,17 +183,7 @@ def refresh(body: RefreshIn, request: Request, session: Session = Depends(get_se
     if rotated != 1:
         session.rollback()
         revoked = _revoke_family(session, row.family_id)
-        audit.record(
-            session,
-            request,
-            action="refresh_reuse_detected",
-            outcome="denied",
-            target_id=row.family_id,
-            details={"family_revoked": revoked},
-            **context,
-        )
-        session.commit()
-        raise unauthorized(BAD_REFRESH)
+        raise refused("refresh_reuse_detected", "denied", {"family_revoked": revoked})
     audit.record(
         session,
         request,
