@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Converge time of the whole site on the lab: cold (fresh containers), a no-op re-run and a
-# `--check --diff` run, with the changed count of each and the no-op/cold ratio. Prints figures;
-# asserts nothing.
+# `--check --diff` run, with the changed count of each, the task results executed (ok + changed +
+# failed over all hosts), the time per role (ansible.posix.profile_roles) and the no-op/cold ratio.
+# Prints figures; asserts nothing.
 #   benchmarks/lab_converge.sh        no-op re-run only when the lab already runs (it is never destroyed)
 #   BENCH_COLD=1 benchmarks/lab_converge.sh    destroy the lab first, then cold converge + no-op re-run
+#   BENCH_STRATEGIES="mitogen_linear linear" benchmarks/lab_converge.sh    no-op once per strategy
+#                                     (mitogen_linear is ansible.cfg's; linear is Ansible's own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 logs=build/bench
@@ -13,13 +16,14 @@ converge() {  # label [ansible-playbook options] ; prints seconds and the recap'
   local label=$1 start rc=0
   shift
   start=$(date +%s)
-  ansible-playbook "$@" playbooks/site.yml >"$logs/lab_converge.$label.log" 2>&1 || rc=$?
-  local secs=$(($(date +%s) - start))
-  local changed failed
-  changed=$(grep -Eo ' changed=[0-9]+' "$logs/lab_converge.$label.log" | awk -F= '{s+=$2} END {print s+0}')
-  failed=$(grep -Eo ' failed=[0-9]+' "$logs/lab_converge.$label.log" | awk -F= '{s+=$2} END {print s+0}')
-  printf '%-8s %6ds  changed=%s failed=%s exit=%s  (log: %s)\n' "$label" "$secs" "$changed" "$failed" "$rc" \
-    "$logs/lab_converge.$label.log"
+  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_roles \
+    ansible-playbook "$@" playbooks/site.yml >"$logs/lab_converge.$label.log" 2>&1 || rc=$?
+  local secs=$(($(date +%s) - start)) log=$logs/lab_converge.$label.log
+  total() { grep -Eo " $1=[0-9]+" "$log" | awk -F= '{s+=$2} END {print s+0}'; }
+  printf '%-14s %6ds  tasks=%s changed=%s failed=%s exit=%s  (log: %s)\n' "$label" "$secs" \
+    "$(($(total ok) + $(total failed)))" "$(total changed)" "$(total failed)" "$rc" "$log"
+  # profile_roles' summary: "role ---- 12.34s", slowest first.
+  grep -E '^[a-z_]+ -+ +[0-9.]+s$' "$log" | head -n 14 | awk '{printf "    %-16s %8s\n", $1, $3}'
   echo "$secs" >"$logs/lab_converge.$label.seconds"
   return "$rc"
 }
@@ -34,6 +38,11 @@ if [ -n "${BENCH_COLD:-}" ]; then
   converge cold
 elif ! docker inspect lab-edge >/dev/null 2>&1; then
   echo "lab_converge: no lab runs; make lab first, or BENCH_COLD=1 for a cold run (skipped)"
+  exit 0
+fi
+echo "strategy: ${ANSIBLE_STRATEGY:-$(awk -F' *= *' '$1 == "strategy" {print $2}' ansible.cfg)}"
+if [ -n "${BENCH_STRATEGIES:-}" ]; then
+  for strategy in $BENCH_STRATEGIES; do ANSIBLE_STRATEGY=$strategy converge "noop-$strategy"; done
   exit 0
 fi
 converge noop

@@ -28,7 +28,7 @@ all:
     db:
       hosts:
         $name:
-          ansible_connection: community.docker.docker
+          ansible_connection: docker
 YAML
 cat >"$work/containers.yml" <<YAML
 - name: Bench container

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Print the name of a Debian 12 image with systemd as PID 1, building it first when needed.
+# Print the name of a Debian image with systemd as PID 1, building it first when needed.
+#   scripts/base-image.sh [SUITE]    SUITE: bookworm (Debian 12, the default) or trixie (Debian 13);
+#                                    ETERNA_DEBIAN_SUITE sets it when no argument is given.
 #
 # No registry is reachable here, so the image comes from debootstrap + docker import. The tag is a
 # hash of this script, so the image is rebuilt only when the recipe changes. Set ETERNA_BASE_IMAGE
@@ -11,9 +13,15 @@ if [ -n "${ETERNA_BASE_IMAGE:-}" ]; then
   exit 0
 fi
 
+suite=${1:-${ETERNA_DEBIAN_SUITE:-bookworm}}
+case "$suite" in
+  bookworm) release=12 ;;
+  trixie) release=13 ;;
+  *) echo "base-image: unsupported Debian suite '$suite' (ETERNA_DEBIAN_SUITE): bookworm or trixie" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 recipe_hash=$(sha256sum "$here/base-image.sh" | cut -c1-12)
-image="eterna/debian12-systemd:$recipe_hash"
+image="eterna/debian$release-systemd:$recipe_hash"
 
 if docker image inspect "$image" >/dev/null 2>&1; then
   echo "$image"
@@ -38,16 +46,16 @@ command -v debootstrap >/dev/null || {
 
 root=$(mktemp -d /var/tmp/eterna-rootfs.XXXXXX)
 trap 'rm -rf "$root"' EXIT
-echo "base-image: debootstrap bookworm from $mirror into $root" >&2
+echo "base-image: debootstrap $suite from $mirror into $root" >&2
 debootstrap --variant=minbase \
   --include=python3,python3-apt,systemd,systemd-sysv,dbus,sudo,iproute2,procps,ca-certificates,gnupg,apt-transport-https \
-  bookworm "$root" "$mirror" >&2
+  "$suite" "$root" "$mirror" >&2
 
 # Apt sources inside the image: the same mirrors, including security updates.
 {
-  echo "deb $mirror bookworm main"
-  echo "deb $mirror bookworm-updates main"
-  [ -z "$security_mirror" ] || echo "deb $security_mirror bookworm-security main"
+  echo "deb $mirror $suite main"
+  echo "deb $mirror $suite-updates main"
+  [ -z "$security_mirror" ] || echo "deb $security_mirror $suite-security main"
 } >"$root/etc/apt/sources.list"
 
 # Keep images small and quiet; systemd units that make no sense in a container are masked.
