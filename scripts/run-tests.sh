@@ -3,7 +3,10 @@
 # per-stage summary and durations. Exit status is non-zero when anything failed.
 #   scripts/run-tests.sh                       everything
 #   SCENARIOS="base postgres" scripts/run-tests.sh
+#   SCENARIOS="postgres postgres@bookworm"     a scenario on the default Debian release, then on Debian 12
 #   JOBS=1 scripts/run-tests.sh                scenarios one at a time (default 2 in parallel)
+# A scenario runs on ETERNA_DEBIAN_SUITE (default trixie, Debian 13); `name@suite` runs it on that suite.
+# Runs on a second suite wait for the first batch: one scenario's containers have fixed names.
 #   SKIP_LINT=1 / SKIP_UNIT=1 / SKIP_SCAN=1 / SKIP_MOLECULE=1 leave a stage out (scan: scripts/scan.sh)
 # Each scenario's full log is kept in build/test-logs/<scenario>.log and printed when it fails.
 # A scenario may hold a `skip-if` script: when it prints a reason and exits 0, the scenario is
@@ -35,16 +38,19 @@ run_stage() {  # name, command... ; writes build/test-logs/<name>.result
   fi
 }
 
-molecule_scenario() {  # scenario
-  local s=$1 reason
+molecule_scenario() {  # scenario[@suite]
+  local s=${1%@*} suite=${ETERNA_DEBIAN_SUITE} reason name
+  [[ $1 == *@* ]] && suite=${1#*@}
+  name="molecule-$s@$suite"
   if [ -x "molecule/$s/skip-if" ] && reason=$("molecule/$s/skip-if") && [ -n "$reason" ]; then
-    echo "skipped      molecule-$s: $reason" | tee "$logs/molecule-$s.result"
+    echo "skipped      $name: $reason" | tee "$logs/$name.result"
     return 0
   fi
-  run_stage "molecule-$s" molecule test -s "$s"
+  ETERNA_DEBIAN_SUITE=$suite run_stage "$name" molecule test -s "$s"
 }
 export -f run_stage molecule_scenario
 export logs
+export ETERNA_DEBIAN_SUITE=${ETERNA_DEBIAN_SUITE:-trixie}
 
 # What the tests need from the system (PostgreSQL 15, nft...), installed when missing and when root.
 scripts/test-deps.sh
@@ -56,11 +62,16 @@ scripts/test-deps.sh
 
 if [ -z "${SKIP_MOLECULE:-}" ]; then
   scripts/docker-engine.sh || { echo "no Docker engine answers"; exit 1; }
-  scripts/base-image.sh >/dev/null || { echo "the base image could not be built"; exit 1; }
   all=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
-  # The whole-stack scenario is the longest: start it first so parallel runs finish together.
-  ordered=$(printf '%s\n' ${SCENARIOS:-$all} | awk '$0 == "stack" {print; next} {rest = rest $0 "\n"} END {printf "%s", rest}')
-  printf '%s\n' $ordered | xargs -P "${JOBS:-2}" -I{} bash -c 'molecule_scenario "$@"' _ {}
+  wanted=$(printf '%s\n' ${SCENARIOS:-$all})
+  for suite in $({ echo "$ETERNA_DEBIAN_SUITE"; printf '%s\n' $wanted | sed -n 's/.*@//p'; } | sort -u); do
+    scripts/base-image.sh "$suite" >/dev/null || { echo "the $suite base image could not be built"; exit 1; }
+  done
+  # First batch: the default release; the whole-stack scenario is the longest, so it starts first.
+  printf '%s\n' $wanted | grep -v @ | awk '$0 == "stack" {print; next} {rest = rest $0 "\n"} END {printf "%s", rest}' \
+    | xargs -r -P "${JOBS:-2}" -I{} bash -c 'molecule_scenario "$@"' _ {}
+  # Second batch: scenarios named with another release.
+  printf '%s\n' $wanted | grep @ | xargs -r -P "${JOBS:-2}" -I{} bash -c 'molecule_scenario "$@"' _ {}
 fi
 
 echo

@@ -187,8 +187,12 @@ def test_ci_molecule_matrix_is_the_scenarios_ci_runs() -> None:
     matrix = ci["jobs"]["molecule"]["strategy"]["matrix"]["scenario"]
     ci_run = re.search(r'SCENARIOS="\$\{SCENARIOS:-([^}]*)\}"', (REPO / ".ci" / "run").read_text())
     assert ci_run
-    assert set(matrix) | {"stack"} == set(ci_run.group(1).split())
+    named = ci_run.group(1).split()
+    assert set(matrix) | {"stack"} == {s.split("@")[0] for s in named}
     assert all((REPO / "molecule" / s / "molecule.yml").exists() for s in matrix)
+    # Both Debian releases in the workflow; .ci/run names its second-release runs with a known suite.
+    assert ci["jobs"]["molecule"]["strategy"]["matrix"]["suite"] == ["trixie", "bookworm"]
+    assert {s.split("@")[1] for s in named if "@" in s} <= {"trixie", "bookworm"}
     for job_id in ("molecule", "stack"):
         uploads = [s for s in ci["jobs"][job_id]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
         assert uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == "build/test-logs/"
