@@ -1,9 +1,13 @@
-"""The redis role, exercised from a client container: ACL users, TLS, persistence, exporter, file modes."""
+"""The redis role, exercised from a client container: ACL users, TLS, persistence, exporter, file modes.
+
+The same promises hold for both implementations the role installs (Redis, Valkey): the one under test is
+ETERNA_REDIS_IMPLEMENTATION when set (molecule.yml passes it to the role), else the release's default."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import shlex
 import time
 import uuid
@@ -11,7 +15,7 @@ import uuid
 import pytest
 from eterna_testinfra import node, secrets
 
-JOURNAL_UNITS = ["redis-server", "prometheus-redis-exporter"]
+JOURNAL_UNITS = ["redis-server", "valkey-server", "prometheus-redis-exporter"]
 JOURNAL_HOSTS = ["redis-cache"]
 
 SERVER = "redis-cache"
@@ -19,6 +23,40 @@ CLIENT = "redis-client"
 CA = "/root/eterna-internal-ca.crt"  # copied to the client by converge.yml
 USERS = {"app": "eterna", "admin": "admin", "exporter": "exporter"}
 NOPERM = "NOPERM"
+
+# What follows the implementation (the role's vars/main.yml promises these names and paths).
+IMPLEMENTATIONS = {
+    "redis": {
+        "package": "redis-server",
+        "service": "redis-server",
+        "user": "redis",
+        "conf_dir": "/etc/redis",
+        "conf_file": "/etc/redis/redis.conf",
+        "data_dir": "/var/lib/redis",
+        "cli": "redis-cli",
+        "version_field": "redis_version",
+    },
+    "valkey": {
+        "package": "valkey-server",
+        "service": "valkey-server",
+        "user": "valkey",
+        "conf_dir": "/etc/valkey",
+        "conf_file": "/etc/valkey/valkey.conf",
+        "data_dir": "/var/lib/valkey",
+        "cli": "valkey-cli",
+        "version_field": "valkey_version",
+    },
+}
+# The role's default per Debian major version (README: Redis 7.0 on 12, Valkey on 13).
+DEFAULT_IMPLEMENTATION = {"12": "redis", "13": "valkey"}
+
+
+@functools.cache
+def impl() -> dict[str, str]:
+    """The implementation under test, with its names and paths."""
+    release = node(SERVER).check_output(". /etc/os-release && echo $VERSION_ID").strip()
+    name = os.environ.get("ETERNA_REDIS_IMPLEMENTATION") or DEFAULT_IMPLEMENTATION[release]
+    return {"name": name, **IMPLEMENTATIONS[name]}
 
 
 @functools.cache
@@ -39,8 +77,8 @@ def cli(
     stdin: str | None = None,
     cacert: str = CA,
 ):
-    """Run redis-cli on ``where`` against ``host``; stdout and stderr are joined in ``.out``."""
-    parts = ["timeout", "20", "redis-cli", "--no-auth-warning", "-h", host, "-p", "6380" if tls else "6379"]
+    """Run the implementation's CLI on ``where`` against ``host``; stdout and stderr are joined in ``.out``."""
+    parts = ["timeout", "20", impl()["cli"], "--no-auth-warning", "-h", host, "-p", "6380" if tls else "6379"]
     if tls:
         parts += ["--tls", "--cacert", cacert]
     env = ""
@@ -56,7 +94,7 @@ def cli(
 
 
 def admin(*args: str):
-    """redis-cli as the admin user on the server itself (localhost)."""
+    """The CLI as the admin user on the server itself (localhost)."""
     return cli(*args, account="admin", where=SERVER, host="127.0.0.1")
 
 
@@ -70,18 +108,24 @@ def wait_until_ready(attempts: int = 60) -> None:
         if admin("PING").out == "PONG" and "loading:0" in admin("INFO", "persistence").out:
             return
         time.sleep(1)
-    pytest.fail("redis-server did not come back")
+    pytest.fail(f"{impl()['service']} did not come back")
 
 
 # --------------------------------------------------------------------------------------------------
 # service, listeners
 
 
-@pytest.mark.parametrize("service", ["redis-server", "prometheus-redis-exporter"])
+@pytest.mark.parametrize("service", ["server", "prometheus-redis-exporter"])
 def test_services_run_and_start_at_boot(service):
-    svc = node(SERVER).service(service)
+    svc = node(SERVER).service(impl()["service"] if service == "server" else service)
     assert svc.is_running
     assert svc.is_enabled
+
+
+def test_only_the_chosen_implementation_is_installed():
+    other = next(v for k, v in IMPLEMENTATIONS.items() if k != impl()["name"])
+    assert node(SERVER).package(impl()["package"]).is_installed
+    assert not node(SERVER).package(other["package"]).is_installed
 
 
 def test_listeners_are_private_and_local_only():
@@ -179,7 +223,10 @@ def test_dangerous_attempts_changed_nothing(canary):
 
 
 def test_exporter_user_only_monitors():
-    assert "redis_version:7.0" in cli("INFO", "server", account="exporter").out
+    # The server reports the version of its Debian package (e.g. 7.0.15 from 5:7.0.15-1~deb12u1).
+    version = node(SERVER).check_output(f"dpkg-query -W -f '${{Version}}' {impl()['package']}")
+    upstream = version.split(":")[-1].split("-")[0].split("+")[0]
+    assert f"{impl()['version_field']}:{upstream}" in cli("INFO", "server", account="exporter").out.splitlines()
     assert NOPERM in cli("GET", "eterna:test:pre-existing", account="exporter").out
     assert NOPERM in cli("SET", unique_key("exporter"), "x", account="exporter").out
     assert NOPERM in cli("FLUSHALL", account="exporter").out
@@ -225,20 +272,20 @@ def test_persistence_and_memory_settings():
     assert conf("appendfsync") == "everysec"
     assert conf("save") == "3600 1 300 100 60 10000"
     assert conf("maxmemory-policy") == "volatile-lru"
-    assert conf("dir") == "/var/lib/redis"
+    assert conf("dir") == impl()["data_dir"]
     memtotal_kb = int(node(SERVER).check_output("awk '/^MemTotal:/ {print $2}' /proc/meminfo"))
     assert int(conf("maxmemory")) == (memtotal_kb // 1024) * 50 // 100 * 1024 * 1024  # README formula
 
 
 def test_data_of_the_stock_server_survived_the_switch_to_aof():
     assert cli("GET", "eterna:test:pre-existing").out == "survived-aof-conversion"
-    assert node(SERVER).file("/var/lib/redis/appendonlydir").is_directory
+    assert node(SERVER).file(f"{impl()['data_dir']}/appendonlydir").is_directory
 
 
 def test_key_survives_a_restart():
     key = unique_key("restart")
     assert cli("SET", key, "kept").out == "OK"
-    node(SERVER).check_output("systemctl restart redis-server")
+    node(SERVER).check_output(f"systemctl restart {impl()['service']}")
     wait_until_ready()
     assert cli("GET", key).out == "kept"
 
@@ -255,16 +302,16 @@ def test_fsynced_key_survives_kill_9():
         time.sleep(1)
     else:
         pytest.fail("the AOF was not flushed")
-    srv.check_output("sync /var/lib/redis/appendonlydir/*.incr.aof")
-    pid = srv.check_output("systemctl show -p MainPID --value redis-server").strip()
+    srv.check_output(f"sync {impl()['data_dir']}/appendonlydir/*.incr.aof")
+    pid = srv.check_output(f"systemctl show -p MainPID --value {impl()['service']}").strip()
     srv.check_output(f"kill -9 {pid}")
     for _ in range(60):  # Debian's unit has Restart=always
-        new_pid = srv.check_output("systemctl show -p MainPID --value redis-server").strip()
+        new_pid = srv.check_output(f"systemctl show -p MainPID --value {impl()['service']}").strip()
         if new_pid not in ("0", pid):
             break
         time.sleep(1)
     else:
-        pytest.fail("systemd did not restart redis-server after kill -9")
+        pytest.fail(f"systemd did not restart {impl()['service']} after kill -9")
     wait_until_ready()
     assert cli("GET", key).out == "durable"
 
@@ -291,16 +338,17 @@ def test_exporter_reports_redis_up_from_the_client():
 
 
 @pytest.mark.parametrize(
-    ("path", "owner", "group", "mode"),
+    ("path", "owner", "mode"),
     [
-        ("/etc/redis/users.acl", "redis", "redis", 0o640),
-        ("/etc/redis/redis.conf", "redis", "redis", 0o640),
-        ("/etc/redis/tls/redis.key", "redis", "redis", 0o640),
-        ("/etc/default/prometheus-redis-exporter", "prometheus", "prometheus", 0o600),
+        ("{conf_dir}/users.acl", "{user}", 0o640),
+        ("{conf_file}", "{user}", 0o640),
+        ("{conf_dir}/tls/redis.key", "{user}", 0o640),
+        ("/etc/default/prometheus-redis-exporter", "prometheus", 0o600),
     ],
 )
-def test_secret_file_modes(path, owner, group, mode):
-    f = node(SERVER).file(path)
+def test_secret_file_modes(path, owner, mode):
+    f = node(SERVER).file(path.format(**impl()))
+    owner = group = owner.format(**impl())
     assert f.exists
     assert f.user == owner
     assert f.group == group
@@ -308,16 +356,17 @@ def test_secret_file_modes(path, owner, group, mode):
 
 
 def test_acl_file_holds_hashes_only():
-    acl = node(SERVER).file("/etc/redis/users.acl").content_string
+    acl = node(SERVER).file(f"{impl()['conf_dir']}/users.acl").content_string
     for account in USERS:
         secret = password(account)
         assert secret not in acl
         assert f"#{hashlib.sha256(secret.encode()).hexdigest()}" in acl
     leaked = node(SERVER).run(
-        f"grep -rlF -e {shlex.quote(password('app'))} -e {shlex.quote(password('admin'))} /etc/redis /var/lib/redis"
+        f"grep -rlF -e {shlex.quote(password('app'))} -e {shlex.quote(password('admin'))} "
+        f"{impl()['conf_dir']} {impl()['data_dir']}"
     )
     assert leaked.rc == 1, f"plaintext password found in {leaked.stdout}"
-    assert node(SERVER).run("find /etc/redis -name '*~'").stdout == "", "backup files left behind"
+    assert node(SERVER).run(f"find {impl()['conf_dir']} -name '*~'").stdout == "", "backup files left behind"
 
 
 def test_units_are_hardened():
@@ -328,18 +377,20 @@ def test_units_are_hardened():
     assert "NoNewPrivileges=yes" in exporter
     assert "ProtectSystem=strict" in exporter
     assert "User=prometheus" in exporter
-    redis = srv.check_output("systemctl show redis-server -p ProtectSystem -p User -p ReadOnlyPaths -p ReadWritePaths")
-    assert "User=redis" in redis
-    assert "ProtectSystem=strict" in redis
-    assert "/etc/redis" in redis.split("ReadOnlyPaths=")[1].splitlines()[0]
-    assert "/etc/redis" not in redis.split("ReadWritePaths=")[1].splitlines()[0]
+    server = srv.check_output(
+        f"systemctl show {impl()['service']} -p ProtectSystem -p User -p ReadOnlyPaths -p ReadWritePaths"
+    )
+    assert f"User={impl()['user']}" in server
+    assert "ProtectSystem=strict" in server
+    assert impl()["conf_dir"] in server.split("ReadOnlyPaths=")[1].splitlines()[0]
+    assert impl()["conf_dir"] not in server.split("ReadWritePaths=")[1].splitlines()[0]
 
 
 def test_refused_configuration_was_rolled_back():
     """side_effect.yml ran the role with a directive Redis refuses; the previous files must be back."""
     srv = node(SERVER)
-    tried = srv.run("journalctl -u redis-server --no-pager | grep -c 'no-such-directive'")
+    tried = srv.run(f"journalctl -u {impl()['service']} --no-pager | grep -c 'no-such-directive'")
     assert int(tried.stdout.strip() or 0) > 0, "the refused configuration was never tried"
-    assert "no-such-directive" not in srv.file("/etc/redis/redis.conf").content_string
-    assert srv.service("redis-server").is_running
+    assert "no-such-directive" not in srv.file(impl()["conf_file"]).content_string
+    assert srv.service(impl()["service"]).is_running
     assert cli("GET", "eterna:test:pre-existing").out == "survived-aof-conversion"
