@@ -90,6 +90,15 @@ def test_durable_queues_default_to_quorum():
     probe("consume", queue=queue, count=1)
 
 
+def test_every_stable_feature_flag_is_enabled():
+    """The next package upgrade needs them on (RabbitMQ refuses data whose required flags are off)."""
+    flags = json.loads(
+        node(BROKER).check_output("rabbitmqctl -q list_feature_flags name state stability --formatter json")
+    )
+    assert [f["name"] for f in flags if f["stability"] == "stable" and f["state"] != "enabled"] == []
+    assert [f["name"] for f in flags if f["stability"] == "required" and f["state"] != "enabled"] == []
+
+
 def test_tls_certificate_is_verified():
     """A CA other than the internal one makes the handshake fail: the client really checks the chain."""
     other_ca = node(CLIENT).check_output("ls /usr/share/ca-certificates/mozilla/*.crt | head -n 1").strip()

@@ -81,6 +81,15 @@ def test_users_are_cluster_wide():
         assert users == {"eterna", "admin"}, host
 
 
+def test_every_stable_feature_flag_is_enabled_on_every_node():
+    """Flags are cluster-wide; the next package upgrade needs every stable one on."""
+    for host in NODES:
+        flags = json.loads(
+            node(host).check_output("rabbitmqctl -q list_feature_flags name state stability --formatter json")
+        )
+        assert [f["name"] for f in flags if f["stability"] in ("stable", "required") and f["state"] != "enabled"] == []
+
+
 @pytest.fixture
 def restart_stopped():
     """Start again any node a test stopped, and wait until it is back in the cluster."""
