@@ -204,3 +204,11 @@ def test_erasure_horizon_is_the_longest_copy():
         copies = [table[name]["days"] for name, meta in CATALOGUE.items() if meta.get("copy")]
         assert GEN.erasure_horizon(CATALOGUE, table) == max(copies)
         assert f"{env} {max(copies)} days" in (ROOT / "docs" / "compliance" / "records-of-processing.md").read_text()
+
+
+def test_a_vaulted_file_is_skipped(tmp_path):
+    group_vars = tmp_path / "inventories" / "production" / "group_vars" / "all"
+    group_vars.mkdir(parents=True)
+    (group_vars / "retention.yml").write_text("---\neterna_retention: {metrics: {days: 1}}\n")
+    (group_vars / "vault.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6162636465\n")
+    assert GEN.inventory_vars("production", tmp_path) == {"eterna_retention": {"metrics": {"days": 1}}}
