@@ -44,6 +44,10 @@ def test_unattended_upgrades_configured():
     cfg = node(WEB).check_output("apt-config dump")
     assert 'APT::Periodic::Unattended-Upgrade "1";' in cfg
     assert "Debian-Security" in cfg
+    # Only the security origin: Debian's own default pattern for point releases must not add up with ours.
+    patterns = [line for line in cfg.splitlines() if line.startswith("Unattended-Upgrade::Origins-Pattern:: ")]
+    assert patterns, cfg
+    assert all("-security,label=Debian-Security" in line for line in patterns), patterns
 
 
 def test_sysctl_file():
