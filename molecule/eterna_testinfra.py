@@ -3,8 +3,8 @@
 ``node(name)`` returns a testinfra host for another container of the running scenario, so a test
 acts from a client host against a server host. ``journal(host, units)`` reads recent journal lines.
 ``secrets()`` is the repository's secrets filter module (derive the passwords the roles set),
-``ansible_env()`` the environment a test runs ansible-playbook with, and ``curl(...)`` one HTTP
-request sent from a container.
+``ansible_env()`` the environment a test runs ansible-playbook with, ``curl(...)`` one HTTP
+request sent from a container, and ``pg_cluster(host)`` the PostgreSQL cluster a host runs (its release's version).
 """
 
 from __future__ import annotations
@@ -32,10 +32,19 @@ def node(name: str):
 
 
 def journal(host_name: str, units: list[str]) -> str:
-    """The last journal lines of ``units`` on ``host_name`` (every failed unit when empty)."""
+    """The last journal lines of ``units`` on ``host_name`` (every failed unit when empty). A unit may be a
+    pattern (``postgresql@*-main.service``: whichever version the release runs); systemd names the units it matches."""
     host = node(host_name)
     if not units:
         units = host.run("systemctl --failed --no-legend --plain | awk '{print $1}'").stdout.split()
+    matched = []
+    for unit in units:
+        if any(c in unit for c in "*?["):
+            listed = host.run(f"systemctl list-units --all --no-legend --plain {shlex.quote(unit)}").stdout
+            matched += [line.split()[0] for line in listed.splitlines() if line.strip()] or [unit]
+        else:
+            matched.append(unit)
+    units = matched
     out = []
     for unit in units:
         res = host.run(f"journalctl -u {unit} -n 60 --no-pager")
@@ -150,3 +159,20 @@ def curl(
     host = node(client)
     status = host.check_output(shlex.join(args))
     return int(status), host.run(f"cat {resp}").stdout
+
+
+@functools.cache
+def pg_cluster(name: str) -> dict[str, str]:
+    """The first PostgreSQL cluster of container ``name`` as ``pg_lsclusters`` lists it, so tests read the
+    release's version and paths instead of writing them: version, cluster, port, data and conf (directories),
+    unit (systemd), json_log_glob (the postgres role's JSON logs)."""
+    version, cluster, port, _status, _owner, data, *_ = node(name).check_output("pg_lsclusters --no-header").split()
+    return {
+        "version": version,
+        "cluster": cluster,
+        "port": port,
+        "data": data,
+        "conf": f"/etc/postgresql/{version}/{cluster}",
+        "unit": f"postgresql@{version}-{cluster}",
+        "json_log_glob": f"/var/log/postgresql/postgresql-{version}-{cluster}-*.json",
+    }

@@ -12,15 +12,15 @@ import subprocess
 import uuid
 
 import pytest
-from eterna_testinfra import ROOT, ansible_env, node, secrets
+from eterna_testinfra import ROOT, ansible_env, node, pg_cluster, secrets
 
-JOURNAL_UNITS = ["postgresql@15-main", "prometheus-postgres-exporter"]
+# journalctl -u takes a pattern: the cluster of whichever PostgreSQL version the release ships.
+JOURNAL_UNITS = ["postgresql@*-main.service", "prometheus-postgres-exporter"]
 JOURNAL_HOSTS = ["postgres-db"]
 
 DB = "postgres-db"
 CLIENT = "postgres-client"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-JSON_LOG_GLOB = "/var/log/postgresql/postgresql-15-main-*.json"
 
 
 SECRETS = secrets()
@@ -56,9 +56,19 @@ def local_query(sql: str, db: str = "postgres") -> str:
     return node(DB).check_output(f"runuser -u postgres -- psql -X -A -t -d {db} -c {shlex.quote(sql)}").strip()
 
 
-@pytest.mark.parametrize("unit", ["postgresql@15-main", "prometheus-postgres-exporter"])
+def test_the_release_s_postgresql_runs():
+    """The role picks the version its release ships (vars/Debian-<major>.yml): the one postgresql-common of this
+    release supports, and the only cluster is that version."""
+    supported = node(DB).check_output("/usr/share/postgresql-common/supported-versions").split()
+    clusters = node(DB).check_output("pg_lsclusters --no-header").splitlines()
+    assert len(clusters) == 1, clusters
+    assert pg_cluster(DB)["version"] == supported[-1]
+    assert local_query("SHOW server_version_num")[: len(supported[-1])] == supported[-1]
+
+
+@pytest.mark.parametrize("unit", ["cluster", "prometheus-postgres-exporter"])
 def test_services_run_and_start_at_boot(unit):
-    svc = node(DB).service(unit)
+    svc = node(DB).service(pg_cluster(DB)["unit"] if unit == "cluster" else unit)
     assert svc.is_running
     assert svc.is_enabled
 
@@ -151,7 +161,7 @@ def test_public_schema_is_not_writable_by_everyone():
 def test_ddl_is_audited_in_the_json_log():
     table = f"audit_probe_{uuid.uuid4().hex[:8]}"
     query(f"CREATE TABLE {table} (id int); DROP TABLE {table};")
-    out = node(DB).check_output(f"cat {JSON_LOG_GLOB} | grep -F {shlex.quote(table)} || true")
+    out = node(DB).check_output(f"cat {pg_cluster(DB)['json_log_glob']} | grep -F {shlex.quote(table)} || true")
     records = [json.loads(line) for line in out.splitlines()]
     audit = [r for r in records if r["message"].startswith("AUDIT: SESSION") and "CREATE TABLE" in r["message"]]
     assert audit, out
@@ -176,23 +186,26 @@ def test_exporter_reports_up_from_the_client_only_on_the_private_address():
         ("/etc/postgresql/tls/postgres.key", "root", "postgres", 0o640),
         ("/etc/postgresql/tls/postgres.crt", "root", "postgres", 0o644),
         ("/etc/default/prometheus-postgres-exporter", "root", "prometheus", 0o640),
-        ("/etc/postgresql/15/main/pg_hba.conf", "postgres", "postgres", 0o640),
+        ("{conf}/pg_hba.conf", "postgres", "postgres", 0o640),
     ],
 )
 def test_secret_file_modes(path, owner, group, mode):
-    f = node(DB).file(path)
+    f = node(DB).file(path.format(conf=pg_cluster(DB)["conf"]))
     assert f.exists
     assert (f.user, f.group, f.mode) == (owner, group, mode)
 
 
 def test_settings_stay_in_conf_d():
-    conf = node(DB).file("/etc/postgresql/15/main/postgresql.conf").content_string
+    conf_dir = pg_cluster(DB)["conf"]
+    conf = node(DB).file(f"{conf_dir}/postgresql.conf").content_string
     assert "include_dir = 'conf.d'" in conf
-    assert node(DB).file("/etc/postgresql/15/main/conf.d/00-eterna.conf").exists
+    assert node(DB).file(f"{conf_dir}/conf.d/00-eterna.conf").exists
 
 
 def test_a_new_major_version_over_the_cluster_is_refused():
-    """Asking for PostgreSQL 16 over the 15 cluster stops in preflight with a pointer to the upgrade."""
+    """Asking for the next major version over the release's cluster stops in preflight with a pointer to the upgrade."""
+    installed = pg_cluster(DB)["version"]
+    other = str(int(installed) + 1)
     res = subprocess.run(
         [
             "ansible-playbook",
@@ -200,7 +213,7 @@ def test_a_new_major_version_over_the_cluster_is_refused():
             os.environ["MOLECULE_INVENTORY_FILE"],
             str(ROOT / "playbooks" / "services" / "postgres.yml"),
             "-e",
-            '{"postgres_version": 16}',
+            json.dumps({"postgres_version": int(other)}),
             "--tags",
             "preflight",
         ],
@@ -211,5 +224,5 @@ def test_a_new_major_version_over_the_cluster_is_refused():
         timeout=600,
     )
     assert res.returncode != 0
-    assert "pg_upgradecluster 15 main" in " ".join((res.stdout + res.stderr).split())
-    assert not node(DB).file("/var/lib/postgresql/16").exists
+    assert f"pg_upgradecluster {installed} main" in " ".join((res.stdout + res.stderr).split())
+    assert not node(DB).file(f"/var/lib/postgresql/{other}").exists

@@ -8,9 +8,10 @@ import shlex
 import time
 import uuid
 
-from eterna_testinfra import node
+from eterna_testinfra import node, pg_cluster
 
-JOURNAL_UNITS = ["postgresql@15-main"]
+# journalctl -u takes a pattern: the cluster of whichever PostgreSQL version the release ships.
+JOURNAL_UNITS = ["postgresql@*-main.service"]
 JOURNAL_HOSTS = ["postgres_replica-primary", "postgres_replica-standby"]
 
 PRIMARY = "postgres_replica-primary"
@@ -31,7 +32,7 @@ def value(host: str, statement: str, db: str = "eterna") -> str:
 def test_roles():
     assert value(PRIMARY, "SELECT pg_is_in_recovery()") == "f"
     assert value(STANDBY, "SELECT pg_is_in_recovery()") == "t"
-    assert node(STANDBY).file("/var/lib/postgresql/15/main/standby.signal").exists
+    assert node(STANDBY).file(f"{pg_cluster(STANDBY)['data']}/standby.signal").exists
 
 
 def test_row_written_on_primary_appears_on_standby():
