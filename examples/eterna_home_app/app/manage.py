@@ -6,20 +6,36 @@ creating the tenant and the user when missing. It prints exactly ``created`` whe
 keeps its password (the line read is then ignored). An account that exists but is not yet a member of
 TENANT is refused unless ``--existing-user`` says the operator checked who holds it (e-mail addresses are
 not verified: anyone may have created that account first). Bad input: a message on stderr and exit status 2.
+
+``export-tenant --tenant TENANT --out DIR`` writes everything stored for TENANT into DIR (new or empty, made
+0700): its rows per table, every version of its S3 objects and manifest.json with row counts, sizes and
+SHA-256 checksums (``app.tenant_data``); it prints a summary (JSON) and records a ``tenant_exported`` audit
+event in the tenant. ``erase-tenant --tenant TENANT --confirm TENANT`` removes TENANT's rows (one transaction),
+S3 object versions and delete markers and Redis keys, prints the erasure record (JSON, counts before and after
+per store) and records a ``tenant_erased`` audit event in no tenant that names it only by its SHA-256. Exit
+status: 0 done, 1 something remains (see ``errors``; run again), 2 bad input or no confirmation, 3 nothing
+stored for TENANT, 4 a BIM conversion of TENANT is running (nothing changed; run again when it ends).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import re
 import sys
 import uuid
+from pathlib import Path
 
 from sqlalchemy import func, select
 
+from app import audit, tenant_data
+from app.cache import redis_client
+from app.config import get_settings
 from app.db import session_scope
 from app.models import Tenant, User, UserTenantRole
 from app.passwords import hash_password
+from app.storage import s3_client
 from app.tenancy import TENANT_RE
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,128}@[^@\s]{1,126}$")
@@ -73,8 +89,83 @@ def create_owner(tenant: str, email: str, password: str, existing_user: bool = F
     return "created" if changed else "exists"
 
 
+def _buckets() -> list[str]:
+    settings = get_settings()
+    return [settings.S3_BUCKET_DOCUMENTS, settings.S3_BUCKET_BIM]
+
+
+def export_command(tenant: str, out: str, actor: str) -> int:
+    """export-tenant: write the export, print its summary; 2 bad input, 3 unknown tenant."""
+    if not TENANT_RE.fullmatch(tenant):
+        raise BadInput(f"--tenant must match {TENANT_RE.pattern}")
+    with session_scope() as session:
+        tenant_data.read_snapshot(session)
+        scope = tenant_data.tenant_scope(session, tenant)
+        if session.get(Tenant, tenant) is None and not any(tenant_data.count_rows(session, scope).values()):
+            print(f"export-tenant: no row of tenant {tenant}", file=sys.stderr)
+            return 3
+        try:
+            manifest = tenant_data.export_tenant(session, s3_client(), _buckets(), tenant, Path(out))
+        except FileExistsError as exc:
+            raise BadInput(f"--out: {exc}") from None
+    summary = {
+        "tenant": tenant,
+        "out": str(Path(out).resolve()),
+        "rows": {name: entry["rows"] for name, entry in manifest["tables"].items()},
+        "object_versions": sum(1 for o in manifest["objects"] if not o["delete_marker"]),
+        "delete_markers": sum(1 for o in manifest["objects"] if o["delete_marker"]),
+        "object_bytes": sum(o.get("size", 0) for o in manifest["objects"]),
+    }
+    with session_scope() as session:
+        audit.record(
+            session,
+            None,
+            action="tenant_exported",
+            outcome="success",
+            tenant_id=tenant,
+            target_type="tenant",
+            target_id=tenant,
+            details={"actor": actor, **{k: v for k, v in summary.items() if k not in ("tenant", "out")}},
+        )
+        session.commit()
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def erase_command(tenant: str, confirm: str | None, actor: str, backups_gone_by: str | None) -> int:
+    """erase-tenant: refuse without confirmation, erase, print the record, audit it."""
+    if not TENANT_RE.fullmatch(tenant):
+        raise BadInput(f"--tenant must match {TENANT_RE.pattern}")
+    if confirm != tenant:
+        raise BadInput("--confirm must repeat the tenant id exactly: nothing erased")
+    with session_scope() as session:
+        try:
+            record = tenant_data.erase_tenant(
+                session, s3_client(), redis_client(), _buckets(), tenant, actor, backups_gone_by
+            )
+        except tenant_data.NothingToErase as exc:
+            print(f"erase-tenant: {exc}", file=sys.stderr)
+            return 3
+        except tenant_data.ConversionsRunning as exc:
+            print(f"erase-tenant: {exc}; nothing erased", file=sys.stderr)
+            return 4
+    with session_scope() as session:
+        audit.record(
+            session,
+            None,
+            action="tenant_erased",
+            outcome="success" if record["complete"] else "failure",
+            target_type="tenant_erasure",
+            target_id=record["record_id"],
+            details=tenant_data.audit_details(record),
+        )
+        session.commit()
+    print(json.dumps(record, indent=2, sort_keys=True))
+    return 0 if record["complete"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0 done, 2 bad input)."""
+    """Command-line entry point; returns the exit status (0 done, 2 bad input; see the module's doc)."""
     parser = argparse.ArgumentParser(prog="python -m app.manage")
     commands = parser.add_subparsers(dest="command", required=True)
     owner = commands.add_parser("create-owner", help="make EMAIL an owner of TENANT (password on stdin)")
@@ -85,12 +176,25 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="attach an account that exists already (after checking who holds it)",
     )
+    export = commands.add_parser("export-tenant", help="export everything stored for TENANT into DIR")
+    export.add_argument("--tenant", required=True)
+    export.add_argument("--out", required=True, metavar="DIR")
+    export.add_argument("--actor", default=None, help="who asked (for the audit trail; default: the OS user)")
+    erase = commands.add_parser("erase-tenant", help="erase everything stored for TENANT")
+    erase.add_argument("--tenant", required=True)
+    erase.add_argument("--confirm", default=None, help="the tenant id again")
+    erase.add_argument("--actor", default=None, help="who asked (for the erasure record; default: the OS user)")
+    erase.add_argument("--backups-gone-by", default=None, metavar="DATE", help="stated in the erasure record")
     args = parser.parse_args(argv)
-    password = sys.stdin.readline().rstrip("\r\n")
     try:
+        if args.command == "export-tenant":
+            return export_command(args.tenant, args.out, args.actor or getpass.getuser())
+        if args.command == "erase-tenant":
+            return erase_command(args.tenant, args.confirm, args.actor or getpass.getuser(), args.backups_gone_by)
+        password = sys.stdin.readline().rstrip("\r\n")
         result = create_owner(args.tenant, args.email, password, existing_user=args.existing_user)
     except BadInput as exc:
-        print(f"create-owner: {exc}", file=sys.stderr)
+        print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
     print(result)
     return 0
