@@ -440,3 +440,20 @@ def test_export_files_are_never_named_after_keys(stores, monkeypatch, capsys, tm
     code, _, err = manage(monkeypatch, capsys, "export-tenant", "--tenant", A, "--out", str(tmp_path / "e"))
     assert code == 0, err
     assert not list(tmp_path.rglob("escape")) and Path(tmp_path / "e" / "manifest.json").exists()
+
+
+def test_erase_with_foreign_keys_enforced(stores, engine, world, monkeypatch, capsys):
+    # SQLite enforces foreign keys (and runs their ON DELETE actions) only when asked; PostgreSQL always does.
+    # The erasure must pass there too, and no cascade may reach the other tenant.
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text("PRAGMA foreign_keys=ON"))
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    b_rows = rows_of(world, B)
+    code, out, err = manage(monkeypatch, capsys, "erase-tenant", "--tenant", A, "--confirm", A)
+    assert code == 0, err
+    assert json.loads(out)["complete"] is True
+    assert not any(rows_of(world, A).values())
+    b_after = rows_of(world, B)
+    assert {k: v for k, v in b_after.items() if k != "users"} == {k: v for k, v in b_rows.items() if k != "users"}
