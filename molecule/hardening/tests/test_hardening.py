@@ -77,6 +77,26 @@ def test_aide_daily_check_is_scheduled():
     assert timer.is_enabled and timer.is_running
 
 
+def test_debsums_weekly_check_reports_a_changed_package_file():
+    edge = node(EDGE)
+    assert "CRON_CHECK=weekly" in edge.file("/etc/default/debsums").content_string
+    timer = edge.service("eterna-debsums-check.timer")
+    assert timer.is_enabled and timer.is_running
+    # No cron daemon in these hosts: the collection's unit runs the check (Debian's cron job would elsewhere).
+    clean = edge.run("systemctl start eterna-debsums-check.service")
+    assert clean.rc == 0, edge.check_output("journalctl -u eterna-debsums-check.service -n 20 --no-pager")
+    probe = "/usr/share/bash-completion/completions/debsums"
+    edge.check_output(f"cp -p {probe} /root/debsums-probe && echo '# probe' >> {probe}")
+    try:
+        res = edge.run("systemctl start eterna-debsums-check.service")
+        assert res.rc != 0, "the check passed although a package file changed"
+        log = edge.check_output("journalctl -u eterna-debsums-check.service --since -5min --no-pager")
+        assert probe in log, log
+    finally:
+        edge.run(f"cp -p /root/debsums-probe {probe} && rm -f /root/debsums-probe")
+        edge.run("systemctl reset-failed eterna-debsums-check.service")
+
+
 def test_audit_rules_cover_identity_sudo_ssh_time_modules_and_config():
     rules = node(EDGE).file("/etc/audit/rules.d/90-eterna.rules").content_string
     for key in ["identity", "sudoers", "sshd", "ssh_keys", "time_change", "modules", "eterna_config"]:
