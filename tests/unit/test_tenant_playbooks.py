@@ -19,8 +19,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 STUB = """#!/bin/sh
-# Stands in for eterna-app-manage: logs its arguments, answers like erase-tenant.
+# Stands in for eterna-app-manage: logs its arguments, answers like export-tenant or erase-tenant.
 printf '%s\\n' "$*" >> "$STUB_LOG"
+case "$*" in *export-tenant*)
+  prev=; for arg in "$@"; do [ "$prev" = --out ] && out=$arg; prev=$arg; done
+  mkdir -m 700 "$out" "$out/tables"
+  echo '{"id": "h1", "tenant_id": "acme"}' > "$out/tables/houses.jsonl"
+  echo '{"tenant": "acme"}' > "$out/manifest.json"
+  echo '{"tenant": "acme", "out": "'"$out"'", "rows": {"houses": 1}}'
+  exit 0;;
+esac
 [ "${STUB_RC:-0}" = 0 ] || { echo "erase-tenant: stub refusal" >&2; exit "$STUB_RC"; }
 cat <<'JSON'
 {"record_id": "11111111-2222-3333-4444-555555555555", "action": "tenant_erased", "tenant": "acme",
@@ -132,3 +140,39 @@ def test_export_refuses_without_recipients_or_tenant(tmp_path: Path, extra: list
     res, log = run(tmp_path, "tenant_export.yml", *extra)
     assert res.returncode != 0 and "never written unencrypted" in res.stdout
     assert not log.exists(), "no command ran"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("age"), reason="needs root (apt, chown) and age installed")
+def test_export_fetches_one_encrypted_archive_and_leaves_no_plaintext(tmp_path: Path) -> None:
+    key = tmp_path / "key.txt"
+    keygen = subprocess.run(["age-keygen", "-o", str(key)], capture_output=True, text=True, check=True)
+    recipient = keygen.stderr.split("Public key: ")[1].strip()
+    dest, work = tmp_path / "dest", tmp_path / "work"
+    work.mkdir()
+    res, log = run(
+        tmp_path,
+        "tenant_export.yml",
+        "-e",
+        "tenant_export_tenant=acme",
+        "-e",
+        json.dumps(
+            {
+                "tenant_export_age_recipients": [recipient],
+                "tenant_export_dest": str(dest),
+                "tenant_export_work_dir": str(work),
+                "app_user": "root",
+                "app_group": "root",
+            }
+        ),
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "export-tenant --tenant acme --out " in log.read_text()
+    (archive,) = dest.iterdir()
+    assert archive.name.startswith("acme-export-") and archive.name.endswith(".tar.gz.age")
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    assert not archive.read_bytes().startswith(b"\x1f\x8b"), "encrypted, not a plain gzip"
+    plain = subprocess.run(["age", "-d", "-i", str(key), str(archive)], capture_output=True, check=True).stdout
+    listing = subprocess.run(["tar", "-tz"], input=plain, capture_output=True, check=True).stdout.decode().split()
+    name = archive.name.removesuffix(".tar.gz.age")
+    assert {f"{name}/manifest.json", f"{name}/tables/houses.jsonl"} <= set(listing)
+    assert list(work.iterdir()) == [], "the working directory (plaintext, archive, recipients) is gone"
