@@ -9,7 +9,6 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 DB=backup-db REPO=backup-repo
 GB=${BENCH_GB:-1.2}
-DATA=/var/lib/postgresql/15/main
 
 running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 if ! running "$DB" || ! running "$REPO"; then
@@ -17,6 +16,8 @@ if ! running "$DB" || ! running "$REPO"; then
   molecule converge -s backup >/dev/null
 fi
 on() { local host=$1; shift; docker exec "$host" bash -c "$*"; }
+# The cluster's data directory (the release's PostgreSQL version: 15 on Debian 12, 17 on Debian 13).
+DATA=$(on "$DB" "pg_lsclusters --no-header" | awk 'NR == 1 { print $6 }')
 psql_db() { on "$DB" "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d ${2:-postgres} -c \"$1\""; }
 secs() { date +%s.%N; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1048576 / s }'; }

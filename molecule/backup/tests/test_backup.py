@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import node, pg_cluster
 
 JOURNAL_UNITS = [
     "pgbackrest",
@@ -30,7 +30,6 @@ JOURNAL_HOSTS = ["backup-repo", "backup-db"]
 DB, REPO, S3 = "backup-db", "backup-repo", "backup-s3"
 ROOT = Path(__file__).resolve().parents[3]
 TOOL = "/usr/local/sbin/eterna-backup"
-DATA = "/var/lib/postgresql/15/main"
 DRILL_PSQL = "runuser -u pgbackrest -- psql -XAtq -h /var/lib/eterna-backup/drill/run -p 5499 -U postgres"
 RCLONE = "runuser -u pgbackrest -- rclone --config /etc/eterna-backup/rclone.conf"
 STATS_SQL = "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM {table} t"
@@ -267,9 +266,11 @@ def test_disaster_recovery_brings_back_every_committed_row(seeded):
     before = table_stats()
     timeline = psql("SELECT timeline_id FROM pg_control_checkpoint()", "postgres")
     # The disaster: PostgreSQL dies and most of its data directory is gone.
-    ok(DB, f"touch {DATA}/MARKER-before-disaster")
-    ok(DB, "systemctl kill -s KILL postgresql@15-main && sleep 2")
-    ok(DB, f"rm -rf {DATA}/base {DATA}/global")
+    cluster = pg_cluster(DB)
+    data = cluster["data"]
+    ok(DB, f"touch {data}/MARKER-before-disaster")
+    ok(DB, f"systemctl kill -s KILL {cluster['unit']} && sleep 2")
+    ok(DB, f"rm -rf {data}/base {data}/global")
     env = dict(
         os.environ,
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
@@ -297,7 +298,7 @@ def test_disaster_recovery_brings_back_every_committed_row(seeded):
     assert table_stats() == before
     assert psql("SELECT count(*) FROM items WHERE batch = 'D'") == "200"
     assert int(psql("SELECT timeline_id FROM pg_control_checkpoint()", "postgres")) > int(timeline)
-    moved = ok(DB, f"ls -d {DATA}.dr-*").split()
+    moved = ok(DB, f"ls -d {data}.dr-*").split()
     assert any(node(DB).file(f"{d}/MARKER-before-disaster").exists for d in moved), (
         "the old data directory must be kept"
     )
@@ -316,7 +317,7 @@ def test_host_exports_and_the_ssh_gate():
     base = "/var/backups/eterna/hosts"
     tarball = ok(REPO, f"ls -t {base}/{DB}/config/*.tar.gz | head -n 1").strip()
     assert node(REPO).file(tarball).mode == 0o600
-    assert "etc/postgresql/15/main/postgresql.conf" in ok(REPO, f"tar tzf {tarball}")
+    assert f"{pg_cluster(DB)['conf'].lstrip('/')}/postgresql.conf" in ok(REPO, f"tar tzf {tarball}")
     rdb = ok(REPO, f"ls -t {base}/{S3}/redis/*.rdb | head -n 1").strip()
     assert ok(REPO, f"head -c 5 {rdb}") == "REDIS"
     assert 'eterna_backup_last_status{type="files"} 1' in metric(REPO, 'eterna_backup_last_status{type="files"}')
