@@ -138,6 +138,19 @@ def test_untrusted_host_header_refused():
     assert out == "400"
 
 
+def test_release_runs_on_the_host_python_with_consistent_requirements():
+    """The virtualenv is the host's Python (3.11 on Debian 12, 3.13 on Debian 13), named in the release id, and
+    every pinned requirement installed with its dependencies satisfied."""
+    web = node(WEB)
+    version = "import sys; print('%d.%d' % sys.version_info[:2])"
+    host = web.check_output(f"/usr/bin/python3 -c {shlex.quote(version)}")
+    venv = web.check_output(f"/opt/eterna-app/current/venv/bin/python -c {shlex.quote(version)}")
+    assert venv == host
+    assert web.file("/opt/eterna-app/current").linked_to.endswith("-py" + host.replace(".", ""))
+    check = web.run("/opt/eterna-app/current/venv/bin/pip check --disable-pip-version-check")
+    assert check.rc == 0, check.stdout + check.stderr
+
+
 def test_database_migrated_to_head_with_backup():
     web = node(WEB)
     out = web.check_output("eterna-app-manage /opt/eterna-app/current alembic current")
