@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Cold converge and no-op re-run of the postgres role on one fresh systemd container ("postgres-bench").
-# Prints seconds; asserts nothing. Needs Docker (scripts/docker-engine.sh) and the venv (make venv).
-#   KEEP=1 benchmarks/postgres_converge.sh   leave the container running afterwards
+# Cold converge and no-op re-runs of service plays (playbooks/services/<service>.yml), each on one fresh
+# systemd container of its own group ("<service>-bench"). The no-op runs alternate between strategies
+# (Mitogen's mitogen_linear, ansible.cfg's default, and Ansible's own linear) so both see the same load.
+# Prints seconds, the recap and the task results executed; asserts nothing. Needs Docker and the venv.
+#   benchmarks/service_converge.sh                      postgres redis rabbitmq seaweedfs, two rounds
+#   BENCH_SERVICES="postgres" BENCH_ROUNDS=3 benchmarks/service_converge.sh
+#   ETERNA_DEBIAN_SUITE=bookworm benchmarks/service_converge.sh   on Debian 12 (default: base-image.sh's)
+#   KEEP=1 ...                                          leave the containers running afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 scripts/docker-engine.sh >/dev/null
 
-work=$(mktemp -d /tmp/postgres-bench.XXXXXX)
-name=postgres-bench
+services=${BENCH_SERVICES:-postgres redis rabbitmq objectstore}
+rounds=${BENCH_ROUNDS:-2}
+strategies=${BENCH_STRATEGIES:-mitogen_linear linear}
+declare -A group=([postgres]=db [redis]=cache [rabbitmq]=mq [objectstore]=objectstore)
+work=$(mktemp -d /tmp/service-bench.XXXXXX)
 cleanup() {
   if [ -z "${KEEP:-}" ]; then
     ansible-playbook -i "$work/hosts.yml" "$work/containers.yml" -e lab_container_state=absent >/dev/null || true
@@ -17,19 +25,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$work/hosts.yml" <<YAML
-all:
-  vars:
-    eterna_env: lab
-    # The public molecule-only key: nothing real is derived from it.
-    eterna_master_key: 4fdfdb9da08744734653f0afb7572f18f00923fa88ba3e943ada45facf1877ec
-    eterna_pki_dir: $work/pki
-  children:
-    db:
-      hosts:
-        $name:
-          ansible_connection: docker
-YAML
+{
+  printf 'all:\n  vars:\n    eterna_env: lab\n'
+  printf '    # The public molecule-only key: nothing real is derived from it.\n'
+  printf '    eterna_master_key: 4fdfdb9da08744734653f0afb7572f18f00923fa88ba3e943ada45facf1877ec\n'
+  printf '    eterna_pki_dir: %s/pki\n    ansible_connection: docker\n' "$work"
+  printf '    # Containers cannot set the clock or write most sysctls.\n'
+  printf '    base_chrony_control_clock: false\n    base_sysctl_apply: false\n    redis_sysctl_apply: false\n'
+  printf '  children:\n'
+  for s in $services; do
+    [ -n "${group[$s]:-}" ] || { echo "service_converge: unknown service '$s' (${!group[*]})" >&2; exit 2; }
+    printf '    %s:\n      hosts:\n        %s-bench:\n' "${group[$s]}" "$s"
+  done
+} >"$work/hosts.yml"
+containers=$(for s in $services; do printf '{name: %s-bench}, ' "$s"; done)
 cat >"$work/containers.yml" <<YAML
 - name: Bench container
   hosts: localhost
@@ -40,9 +49,9 @@ cat >"$work/containers.yml" <<YAML
       ansible.builtin.include_role:
         name: lab_container
       vars:
-        lab_container_list: [{name: $name}]
-        lab_container_network: eterna-postgres-bench
-        lab_container_label: postgres-bench
+        lab_container_list: [${containers%, }]
+        lab_container_network: eterna-service-bench
+        lab_container_label: service-bench
 YAML
 
 export ANSIBLE_ROLES_PATH="$PWD/roles" ANSIBLE_FILTER_PLUGINS="$PWD/filter_plugins" ANSIBLE_PIPELINING=True
@@ -54,18 +63,25 @@ for attempt in 1 2 3; do
   sleep 3
 done
 
-run() {  # label
-  local start end
+run() {  # service label [strategy]
+  local start end log=$work/$1.$2.log
   start=$(date +%s.%N)
-  ansible-playbook -i "$work/hosts.yml" playbooks/services/postgres.yml >"$work/$1.log" 2>&1 || {
-    tail -40 "$work/$1.log"
+  ANSIBLE_STRATEGY=${3:-mitogen_linear} ansible-playbook -i "$work/hosts.yml" "playbooks/services/$1.yml" >"$log" 2>&1 || {
+    tail -40 "$log"
     exit 1
   }
   end=$(date +%s.%N)
-  printf '%-28s %6.1f s   (%s)\n' "$1" "$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')" \
-    "$(grep -Eo 'ok=[0-9]+ +changed=[0-9]+' "$work/$1.log" | tail -1 | tr -s ' ')"
+  printf '  %-12s %-26s %7.1f s   tasks=%s %s\n' "$1" "$2" "$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')" \
+    "$(grep -Eo ' ok=[0-9]+' "$log" | awk -F= '{s += $2} END {print s + 0}')" \
+    "$(grep -Eo 'changed=[0-9]+ +unreachable=[0-9]+ +failed=[0-9]+' "$log" | tail -1 | tr -s ' ')"
 }
 
-echo "postgres role on one host ($(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)):"
-run "cold converge"
-run "no-op re-run"
+echo "service plays, one host each ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(docker exec \
+  "${services%% *}-bench" sh -c '. /etc/os-release; echo "$PRETTY_NAME"'))"
+for s in $services; do run "$s" "cold (mitogen_linear)"; done
+for r in $(seq "$rounds"); do
+  for st in $strategies; do
+    for s in $services; do run "$s" "no-op $r ($st)" "$st"; done
+  done
+done
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

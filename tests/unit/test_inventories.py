@@ -81,13 +81,14 @@ def with_key(key: str | None = None) -> list[str]:
 
 def role_check_playbook(path: Path) -> Path:
     """Validate each host's variables against the real argument spec of every role it runs, then run the
-    role's own preflight where it needs no host. One play on all hosts, so a failure on one group does not
-    hide the others."""
+    role's own preflight where it needs no host but its release facts (gathered from this machine: LOCAL). One play
+    on all hosts, so a failure on one group does not hide the others."""
     runs = "item.group == 'all' or item.group in group_names"
     play = {
         "name": "Check the inventory against the roles",
         "hosts": "all",
-        "gather_facts": False,
+        "gather_facts": True,
+        "gather_subset": ["min"],
         "tasks": [
             {
                 "name": "Validate the variables of each role this host runs",
@@ -176,7 +177,7 @@ def test_preflight_passes(env: str, tmp_path: Path) -> None:
 def test_roles_accept_the_inventory(env: str, tmp_path: Path) -> None:
     inv = copy_inventory(env, tmp_path)
     playbook = role_check_playbook(tmp_path / "check_roles.yml")
-    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), str(playbook), *with_key())
+    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), str(playbook), *LOCAL, *with_key())
     assert res.returncode == 0, res.stdout + res.stderr
     # Every role was checked on some host (a misspelt group would silently match nothing).
     for _, role, entry in ROLE_PLAYS:
@@ -188,7 +189,9 @@ def test_role_check_fails_on_bad_values(tmp_path: Path) -> None:
     # One value the argument spec refuses, one the spec allows but the role's preflight refuses in production.
     (inv / "group_vars" / "all" / "zz_broken.yml").write_text("---\napp_workers: many\nnginx_tls_source: internal\n")
     playbook = role_check_playbook(tmp_path / "check_roles.yml")
-    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), str(playbook), "--limit", "edge:app", *with_key())
+    res = ansible(
+        "ansible-playbook", tmp_path, "-i", str(inv), str(playbook), "--limit", "edge:app", *LOCAL, *with_key()
+    )
     assert res.returncode != 0
     output = " ".join(res.stdout.split())
     assert "argument 'app_workers' is of type str and we were unable to convert to int" in output, res.stdout

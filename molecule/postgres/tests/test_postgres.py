@@ -57,8 +57,8 @@ def local_query(sql: str, db: str = "postgres") -> str:
 
 
 def test_the_release_s_postgresql_runs():
-    """The role picks the version its release ships (vars/Debian-<major>.yml): the one postgresql-common of this
-    release supports, and the only cluster is that version."""
+    """The role picks the version its release ships (_postgres_releases in vars/main.yml): the one
+    postgresql-common of this release supports, and the only cluster is that version."""
     supported = node(DB).check_output("/usr/share/postgresql-common/supported-versions").split()
     clusters = node(DB).check_output("pg_lsclusters --no-header").splitlines()
     assert len(clusters) == 1, clusters
