@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Print the name of a Debian image with systemd as PID 1, building it first when needed.
-#   scripts/base-image.sh [SUITE]    SUITE: bookworm (Debian 12, the default) or trixie (Debian 13);
+#   scripts/base-image.sh [SUITE]    SUITE: trixie (Debian 13, the default) or bookworm (Debian 12);
 #                                    ETERNA_DEBIAN_SUITE sets it when no argument is given.
 #
 # No registry is reachable here, so the image comes from debootstrap + docker import. The tag is a
@@ -13,7 +13,7 @@ if [ -n "${ETERNA_BASE_IMAGE:-}" ]; then
   exit 0
 fi
 
-suite=${1:-${ETERNA_DEBIAN_SUITE:-bookworm}}
+suite=${1:-${ETERNA_DEBIAN_SUITE:-trixie}}
 case "$suite" in
   bookworm) release=12 ;;
   trixie) release=13 ;;
