@@ -175,30 +175,19 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[ObjectVersion]:
         kwargs: dict[str, str] = {}
         while True:
             page = s3.list_object_versions(Bucket=bucket, Prefix=prefix, **kwargs)
-            for item in page.get("Versions", []):
-                found.append(
-                    ObjectVersion(
-                        bucket,
-                        item["Key"],
-                        item.get("VersionId") or "null",
-                        False,
-                        bool(item.get("IsLatest", True)),
-                        int(item.get("Size", 0)),
-                        _stamp(item.get("LastModified")),
+            for kind, marker in (("Versions", False), ("DeleteMarkers", True)):
+                for item in page.get(kind, []):
+                    found.append(
+                        ObjectVersion(
+                            bucket,
+                            item["Key"],
+                            item.get("VersionId") or "null",
+                            marker,
+                            bool(item.get("IsLatest", True)),
+                            0 if marker else int(item.get("Size", 0)),
+                            _stamp(item.get("LastModified")),
+                        )
                     )
-                )
-            for item in page.get("DeleteMarkers", []):
-                found.append(
-                    ObjectVersion(
-                        bucket,
-                        item["Key"],
-                        item.get("VersionId") or "null",
-                        True,
-                        bool(item.get("IsLatest", True)),
-                        0,
-                        _stamp(item.get("LastModified")),
-                    )
-                )
             if not page.get("IsTruncated"):
                 return found
             kwargs = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page.get("NextVersionIdMarker", "")}
