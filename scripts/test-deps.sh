@@ -4,18 +4,19 @@
 # skipped with the reason, and scripts/run-tests.sh lists those reasons in its summary.
 #   python3-venv make git   the virtualenv and the Makefile
 #   debootstrap docker.io   the Molecule scenarios' base image and engine
-#   postgresql-15           tests/migrations (a scratch server) and tests/unit/test_syntax.py (postgres -C)
+#   postgresql              the release's PostgreSQL (15 on Debian 12, 17 on 13): tests/migrations (a scratch
+#                           server) and tests/unit/test_syntax.py (postgres -C)
 #   nftables                tests/unit/test_nftables.py (nft -c checks the base role's ruleset)
 #   (the shellcheck package) scripts/scan.sh: actionlint checks the workflows' run: scripts with it
 set -euo pipefail
-packages=(python3-venv make git debootstrap docker.io postgresql-15 nftables shellcheck)
+packages=(python3-venv make git debootstrap docker.io postgresql nftables shellcheck)
 need=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
-  echo "test-deps: missing ${need[*]} (run as root on Debian 12 to install them); the tests that need them will be skipped" >&2
+  echo "test-deps: missing ${need[*]} (run as root on Debian 12 or 13 to install them); the tests that need them will be skipped" >&2
   exit 0
 fi
 echo "test-deps: installing ${need[*]}"

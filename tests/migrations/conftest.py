@@ -16,7 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "examples" / "eterna_home_app"
-PG_BIN = Path(os.environ.get("ETERNA_PG_BIN", "/usr/lib/postgresql/15/bin"))
+# The newest installed PostgreSQL (Debian's `postgresql` package: 15 on Debian 12, 17 on 13), or ETERNA_PG_BIN.
+_INSTALLED = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+PG_BIN = Path(os.environ.get("ETERNA_PG_BIN") or (_INSTALLED[-1].parent if _INSTALLED else "/usr/lib/postgresql/bin"))
 
 
 def _free_port() -> int:
@@ -32,7 +34,7 @@ def _as_user(user: str | None, cmd: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def pg_cluster():
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL 15 server binaries not found in {PG_BIN} (apt-get install postgresql-15)")
+        pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql)")
     user = None
     if os.geteuid() == 0:
         for candidate in ("postgres", "nobody"):
