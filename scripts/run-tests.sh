@@ -67,11 +67,17 @@ if [ -z "${SKIP_MOLECULE:-}" ]; then
   for suite in $({ echo "$ETERNA_DEBIAN_SUITE"; printf '%s\n' $wanted | sed -n 's/.*@//p'; } | sort -u); do
     scripts/base-image.sh "$suite" >/dev/null || { echo "the $suite base image could not be built"; exit 1; }
   done
-  # First batch: the default release; the whole-stack scenario is the longest, so it starts first.
-  printf '%s\n' $wanted | grep -v @ | awk '$0 == "stack" {print; next} {rest = rest $0 "\n"} END {printf "%s", rest}' \
+  # First batch: the default release (plain names and name@<default release>); the whole-stack scenario is the
+  # longest, so it starts first.
+  printf '%s\n' $wanted | sed "s/@$ETERNA_DEBIAN_SUITE\$//" | grep -v @ | sort -u | awk '$0 == "stack" {print; next} {rest = rest $0 "\n"} END {printf "%s", rest}' \
     | xargs -r -P "${JOBS:-2}" -I{} bash -c 'molecule_scenario "$@"' _ {}
-  # Second batch: scenarios named with another release.
-  printf '%s\n' $wanted | grep @ | xargs -r -P "${JOBS:-2}" -I{} bash -c 'molecule_scenario "$@"' _ {}
+  # Then the scenarios named with a release, one release at a time (a name once per release; a run on the default
+  # release the first batch made already is not repeated).
+  for suite in $(printf '%s\n' $wanted | sed -n 's/.*@//p' | sort -u); do
+    [ "$suite" != "$ETERNA_DEBIAN_SUITE" ] || continue
+    printf '%s\n' $wanted | grep "@$suite\$" | sort -u \
+      | xargs -r -P "${JOBS:-2}" -I{} bash -c 'molecule_scenario "$@"' _ {}
+  done
 fi
 
 echo
