@@ -196,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # an exit code of its own: 1 means "erased, something remains" to erase-tenant's callers
+        print(f"{args.command}: failed: {exc!r}", file=sys.stderr)
+        return 5
     print(result)
     return 0
 

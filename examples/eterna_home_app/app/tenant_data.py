@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import ColumnElement, Table, and_, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -355,7 +355,7 @@ def erase_objects(s3: Any, objects: list[ObjectVersion]) -> list[str]:
         extra = {"VersionId": version.version_id} if version.version_id else {}
         try:
             s3.delete_object(Bucket=version.bucket, Key=version.key, **extra)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:  # refused, or the store unreachable: the record says what remains
             errors.append(f"s3://{version.bucket}/{version.key} {version.version_id}: {exc}")
     return errors
 

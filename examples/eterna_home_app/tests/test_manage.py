@@ -79,3 +79,16 @@ def test_create_owner_needs_its_arguments(client, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         run(monkeypatch, capsys, ["create-owner", "--tenant", "demo"], "")
     assert exc.value.code == 2
+
+
+def test_an_unexpected_error_exits_5_not_1(monkeypatch, capsys):
+    """erase-tenant's callers read 1 as "erased, something remains": a crash must not look like that."""
+    from app import manage
+
+    def unreachable(*_args, **_kwargs):
+        raise ConnectionError("object store unreachable")
+
+    monkeypatch.setattr(manage, "erase_command", unreachable)
+    code, out, err = run(monkeypatch, capsys, ["erase-tenant", "--tenant", "acme", "--confirm", "acme"], "")
+    assert (code, out) == (5, "")
+    assert "erase-tenant: failed: ConnectionError('object store unreachable')" in err
