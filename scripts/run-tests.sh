@@ -52,7 +52,7 @@ export -f run_stage molecule_scenario
 export logs
 export ETERNA_DEBIAN_SUITE=${ETERNA_DEBIAN_SUITE:-trixie}
 
-# What the tests need from the system (PostgreSQL 15, nft...), installed when missing and when root.
+# What the tests need from the system (the release's PostgreSQL, nft...), installed when missing and when root.
 scripts/test-deps.sh
 [ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh
 [ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q tests/unit tests/migrations

@@ -155,7 +155,7 @@ def rendered(tmp_path_factory) -> dict[str, Path]:
             for env in ENVIRONMENTS
         )
     )
-    env_vars = dict(os.environ, ANSIBLE_STRATEGY="linear", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    env_vars = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     extra = json.dumps(
         {"eterna_env": "lab", "eterna_master_key": "0" * 64, "ansible_python_interpreter": sys.executable}
     )

@@ -53,7 +53,7 @@ def run(tmp_path: Path, playbook: str, *extra: str, stub_rc: int = 0) -> tuple[s
     (bin_dir / "eterna-app-manage").chmod(0o755)
     log = tmp_path / "stub.log"
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", STUB_LOG=str(log))
-    env |= {"PATH": f"{bin_dir}:{env['PATH']}", "STUB_RC": str(stub_rc), "ANSIBLE_STRATEGY": "linear"}
+    env |= {"PATH": f"{bin_dir}:{env['PATH']}", "STUB_RC": str(stub_rc)}
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(tmp_path / "facts")
     ansible = Path(sys.executable).with_name("ansible-playbook")
     if not ansible.exists():
