@@ -18,6 +18,12 @@ celery_app.conf.update(
     task_acks_late=True,
     worker_prefetch_multiplier=1,
     task_reject_on_worker_lost=True,
+    # Time limits below RabbitMQ's consumer_timeout (one variable sets both): a task that outruns the soft limit
+    # gets SoftTimeLimitExceeded and records its failure; the hard limit kills it. Either way the message is
+    # acknowledged, never redelivered to run the task a second time.
+    task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    task_acks_on_failure_or_timeout=True,
     broker_connection_retry_on_startup=True,
     broker_heartbeat=30,
     # The rabbitmq role makes durable queues quorum queues (replicated). Declare them so, which also

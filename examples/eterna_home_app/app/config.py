@@ -105,7 +105,15 @@ class Settings(BaseSettings):
     # Clients (request.client.host) allowed to read /health/ready and /metrics; others get 404.
     INTERNAL_NETWORKS: str = DEFAULT_INTERNAL_NETWORKS
     LOG_LEVEL: str = "INFO"
-    MAX_UPLOAD_BYTES: int = 50 * 1024 * 1024
+    # Largest request body of an upload in bytes (the edge's client_max_body_size on the upload paths is the same
+    # value, set by the roles from one variable). Larger bodies are refused with 413 before they are read.
+    MAX_UPLOAD_BYTES: int = Field(default=512 * 1024 * 1024, gt=0)
+    # Celery task time limits in seconds: the soft one raises inside the task (which records the failure), the
+    # hard one kills the worker process. Both below RabbitMQ's consumer_timeout, or a long task is redelivered.
+    CELERY_TASK_SOFT_TIME_LIMIT: int = Field(default=1350, gt=0)
+    CELERY_TASK_TIME_LIMIT: int = Field(default=1500, gt=0)
+    # Seconds a client is told to wait (Retry-After) when a dependency is unavailable (503).
+    DEPENDENCY_RETRY_AFTER: int = Field(default=30, gt=0)
 
     # Access tokens (JWT, HMAC). JWT_KEYS: "kid:secret[:not_after],..."; JWT_ACTIVE_KID signs.
     JWT_KEYS: str = Field(default="", repr=False)
@@ -154,6 +162,8 @@ class Settings(BaseSettings):
             if active.not_after is not None:
                 raise SettingsError("JWT_ACTIVE_KID must name a key without not_after (a retired key cannot sign)")
         parse_networks(self.INTERNAL_NETWORKS)
+        if self.CELERY_TASK_SOFT_TIME_LIMIT >= self.CELERY_TASK_TIME_LIMIT:
+            raise SettingsError("CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT")
         return self
 
     @model_validator(mode="after")

@@ -10,13 +10,14 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 
-from app import __version__, docs
+from app import __version__, docs, outages
 from app.api import auth, bim, documents, houses, members
 from app.config import get_settings
 from app.health import router as health_router
 from app.logging_setup import configure_logging, request_id_var, tenant_id_var
 from app.metrics import LATENCY, REQUESTS
 from app.metrics import router as metrics_router
+from app.uploads import UploadLimitMiddleware
 
 settings = get_settings()
 configure_logging(settings.LOG_LEVEL)
@@ -32,6 +33,9 @@ app = FastAPI(
     swagger_ui_oauth2_redirect_url=None,
 )
 app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+# Bodies over MAX_UPLOAD_BYTES get 413 before they are read; dependency outages answer 503 with Retry-After.
+app.add_middleware(UploadLimitMiddleware)
+outages.install(app)
 if settings.cors_origins:
     app.add_middleware(
         CORSMiddleware,

@@ -28,5 +28,9 @@ def s3_client() -> Any:
             connect_timeout=settings.READY_TIMEOUT,
             read_timeout=30,
             retries={"max_attempts": 2},
+            # Checksums only where S3 requires them: streamed parts are then sent as plain bodies, which every
+            # S3 implementation the role supports (SeaweedFS, MinIO) accepts.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         ),
     )

@@ -9,6 +9,7 @@ import logging
 import uuid
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 
 from app.celery_app import celery_app
@@ -21,8 +22,15 @@ from app.storage import s3_client
 log = logging.getLogger("app.tasks")
 
 
+# Bytes read from S3 at a time: a model of any size is converted in constant memory.
+READ_CHUNK = 1024 * 1024
+
+
 @celery_app.task(name="app.tasks.convert_bim", bind=True, max_retries=3)
 def convert_bim(self, bim_id: str, tenant_id: str) -> str:  # noqa: ANN001 - celery's bound task
+    """Convert one BIM model. Any failure, a soft time limit (SoftTimeLimitExceeded) included, is recorded on the
+    row (status "failed", the reason in conversion_error) and re-raised: Celery acknowledges a failed task, so the
+    broker does not deliver it again."""
     tenant_id_var.set(tenant_id)
     settings = get_settings()
     with session_scope() as session:
@@ -30,16 +38,17 @@ def convert_bim(self, bim_id: str, tenant_id: str) -> str:  # noqa: ANN001 - cel
         if bim is None:
             log.warning("BIM model %s not found", bim_id)
             return "missing"
-        bim.conversion_status = "processing"
-        session.commit()
+        log.info("BIM conversion of %s started (delivery %s)", bim_id, self.request.id)
         try:
-            body = s3_client().get_object(Bucket=settings.S3_BUCKET_BIM, Key=bim.object_key)["Body"].read()
-            summary = {
-                "source": bim.object_key,
-                "bytes": len(body),
-                "sha256": hashlib.sha256(body).hexdigest(),
-                "lines": body.count(b"\n"),
-            }
+            bim.conversion_status = "processing"
+            session.commit()
+            body = s3_client().get_object(Bucket=settings.S3_BUCKET_BIM, Key=bim.object_key)["Body"]
+            digest, size, lines = hashlib.sha256(), 0, 0
+            for chunk in body.iter_chunks(READ_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+            summary = {"source": bim.object_key, "bytes": size, "sha256": digest.hexdigest(), "lines": lines}
             key = f"{bim.object_key}.converted.json"
             s3_client().put_object(
                 Bucket=settings.S3_BUCKET_BIM,
@@ -48,8 +57,12 @@ def convert_bim(self, bim_id: str, tenant_id: str) -> str:  # noqa: ANN001 - cel
                 ContentType="application/json",
             )
         except Exception as exc:
+            session.rollback()
             bim.conversion_status = "failed"
-            bim.conversion_error = str(exc)[:2000]
+            if isinstance(exc, SoftTimeLimitExceeded):
+                bim.conversion_error = f"time limit exceeded ({settings.CELERY_TASK_SOFT_TIME_LIMIT} s)"
+            else:
+                bim.conversion_error = str(exc)[:2000]
             session.commit()
             log.exception("BIM conversion of %s failed", bim_id)
             raise

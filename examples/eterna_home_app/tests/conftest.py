@@ -32,15 +32,34 @@ EXTERNAL_CLIENT = ("203.0.113.7", 50000)
 PASSWORD = "correct horse battery staple"  # noqa: S105 - test users' password
 
 
+class FakeBody(io.BytesIO):
+    """A botocore StreamingBody stand-in: read() and iter_chunks()."""
+
+    def iter_chunks(self, chunk_size: int = 1024):
+        while chunk := self.read(chunk_size):
+            yield chunk
+
+
 class FakeS3:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
+        # Largest single read() of upload_fileobj: the app must stream, not read a file whole.
+        self.largest_read = 0
 
     def put_object(self, Bucket: str, Key: str, Body: bytes, **_: object) -> None:  # noqa: N803 - boto3 names
         self.objects[(Bucket, Key)] = Body
 
+    def upload_fileobj(self, Fileobj, Bucket: str, Key: str, **_: object) -> None:  # noqa: ANN001, N803
+        from app.uploads import PART_BYTES
+
+        parts = []
+        while chunk := Fileobj.read(PART_BYTES):
+            self.largest_read = max(self.largest_read, len(chunk))
+            parts.append(chunk)
+        self.objects[(Bucket, Key)] = b"".join(parts)
+
     def get_object(self, Bucket: str, Key: str) -> dict:  # noqa: N803
-        return {"Body": io.BytesIO(self.objects[(Bucket, Key)])}
+        return {"Body": FakeBody(self.objects[(Bucket, Key)])}
 
     def delete_object(self, Bucket: str, Key: str) -> None:  # noqa: N803
         self.objects.pop((Bucket, Key), None)
@@ -164,12 +183,13 @@ def world(engine) -> World:
 def client(engine, world, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from app import main, tasks
+    from app import main, tasks, uploads
     from app.api import bim, documents
 
     s3 = FakeS3()
     monkeypatch.setattr(documents, "s3_client", lambda: s3)
     monkeypatch.setattr(bim, "s3_client", lambda: s3)
+    monkeypatch.setattr(uploads, "s3_client", lambda: s3)
     queued: list[tuple] = []
     monkeypatch.setattr(tasks.convert_bim, "delay", lambda *args: queued.append(args))
     with TestClient(main.app, client=INTERNAL_CLIENT) as test_client:

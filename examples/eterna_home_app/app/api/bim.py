@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.api.documents import read_upload
 from app.api.houses import tenant_house
 from app.api.schemas import BIMOut
 from app.auth import Principal, require
@@ -17,6 +16,7 @@ from app.config import get_settings
 from app.db import get_session
 from app.models import BIMModel, utcnow
 from app.storage import s3_client
+from app.uploads import stream_to_s3
 
 router = APIRouter(prefix="/api/v1/bim-models", tags=["bim"])
 
@@ -38,17 +38,16 @@ def upload_bim(
     tenant = principal.tenant
     if house_id is not None:
         tenant_house(house_id, tenant, session)
-    data = read_upload(file)
     bim_id = uuid.uuid4()
     key = f"{tenant}/{bim_id}/{(file.filename or 'model.ifc')[:200]}"
-    s3_client().put_object(Bucket=get_settings().S3_BUCKET_BIM, Key=key, Body=data)
+    size, _ = stream_to_s3(file.file, get_settings().S3_BUCKET_BIM, key, "application/octet-stream")
     bim = BIMModel(
         id=bim_id,
         tenant_id=tenant,
         house_id=house_id,
         filename=file.filename or "model.ifc",
         object_key=key,
-        size_bytes=len(data),
+        size_bytes=size,
     )
     session.add(bim)
     session.commit()

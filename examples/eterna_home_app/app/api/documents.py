@@ -3,10 +3,10 @@ the tenant so a bucket listing is partitioned as well."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,16 +18,13 @@ from app.config import get_settings
 from app.db import get_session
 from app.models import Document
 from app.storage import s3_client
+from app.uploads import stream_to_s3
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
 
-def read_upload(upload: UploadFile) -> bytes:
-    limit = get_settings().MAX_UPLOAD_BYTES
-    data = upload.file.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(status_code=413, detail=f"file larger than {limit} bytes")
-    return data
+# Bytes per read when a download is streamed from S3 to the client.
+DOWNLOAD_CHUNK = 1024 * 1024
 
 
 def tenant_document(document_id: uuid.UUID, tenant: str, session: Session) -> Document:
@@ -47,19 +44,18 @@ def upload_document(
     tenant = principal.tenant
     if house_id is not None:
         tenant_house(house_id, tenant, session)
-    data = read_upload(file)
     doc_id = uuid.uuid4()
     key = f"{tenant}/{doc_id}"
     content_type = file.content_type or "application/octet-stream"
-    s3_client().put_object(Bucket=get_settings().S3_BUCKET_DOCUMENTS, Key=key, Body=data, ContentType=content_type)
+    size, sha256 = stream_to_s3(file.file, get_settings().S3_BUCKET_DOCUMENTS, key, content_type)
     doc = Document(
         id=doc_id,
         tenant_id=tenant,
         house_id=house_id,
         filename=(file.filename or "upload")[:255],
         content_type=content_type,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=size,
+        sha256=sha256,
         object_key=key,
     )
     session.add(doc)
@@ -92,8 +88,8 @@ def download_document(
 ) -> Response:
     doc = tenant_document(document_id, principal.tenant, session)
     obj = s3_client().get_object(Bucket=get_settings().S3_BUCKET_DOCUMENTS, Key=doc.object_key)
-    return Response(
-        obj["Body"].read(),
+    return StreamingResponse(
+        obj["Body"].iter_chunks(DOWNLOAD_CHUNK),
         media_type=doc.content_type,
         headers={"Content-Disposition": f'attachment; filename="{doc.filename}"', "X-Content-SHA256": doc.sha256},
     )
