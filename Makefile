@@ -41,8 +41,8 @@ lab-destroy: venv  ## Remove the lab containers
 	ansible-playbook playbooks/lab.yml -e lab_container_state=absent
 	rm -rf .cache/facts
 
-bench: venv  ## Run the benchmarks (they print figures)
-	@for b in benchmarks/*.sh; do echo "=== $$b"; $$b || exit 1; done
+bench: venv  ## Run the benchmarks (they print figures); one or some: make bench B="load_multitenant lab_converge"
+	@for b in $(if $(B),$(B:%=benchmarks/%.sh),benchmarks/*.sh); do echo "=== $$b"; $$b || exit 1; done
 
 secrets: venv  ## Create the vaulted master key of an environment: make secrets ENV=production
 	scripts/new-vault.sh $(ENV)
