@@ -9,7 +9,8 @@ import logging
 import uuid
 from datetime import timedelta
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import select
 
 from app.celery_app import celery_app
@@ -26,11 +27,43 @@ log = logging.getLogger("app.tasks")
 READ_CHUNK = 1024 * 1024
 
 
-@celery_app.task(name="app.tasks.convert_bim", bind=True, max_retries=3)
+def _soft_limit(exc: BaseException) -> bool:
+    """True when ``exc`` is the soft time limit, also as the cause botocore wraps it in (HTTPClientError(error=...))."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            return True
+        exc = getattr(exc, "kwargs", {}).get("error") or exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def _record_failure(bim_id: str, tenant_id: str, error: str) -> None:
+    """Mark one conversion failed in its own session (the row is the task's only record)."""
+    with session_scope() as session:
+        bim = session.scalar(select(BIMModel).where(BIMModel.id == uuid.UUID(bim_id), BIMModel.tenant_id == tenant_id))
+        if bim is not None and bim.conversion_status in ("queued", "processing"):
+            bim.conversion_status = "failed"
+            bim.conversion_error = error
+            session.commit()
+
+
+class ConversionTask(Task):
+    """A task whose hard time limit is recorded too: Celery kills the process running it, then calls on_failure in
+    the worker's main process with TimeLimitExceeded (and acknowledges the message: it is not delivered again)."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ANN001 - celery's signature
+        if isinstance(exc, TimeLimitExceeded) and len(args) >= 2:
+            limit = get_settings().CELERY_TASK_TIME_LIMIT
+            _record_failure(args[0], args[1], f"time limit exceeded (hard, {limit} s)")
+            log.error("BIM conversion of %s stopped at its hard time limit (%s s)", args[0], limit)
+
+
+@celery_app.task(name="app.tasks.convert_bim", bind=True, max_retries=3, base=ConversionTask)
 def convert_bim(self, bim_id: str, tenant_id: str) -> str:  # noqa: ANN001 - celery's bound task
     """Convert one BIM model. Any failure, a soft time limit (SoftTimeLimitExceeded) included, is recorded on the
     row (status "failed", the reason in conversion_error) and re-raised: Celery acknowledges a failed task, so the
-    broker does not deliver it again."""
+    broker does not deliver it again. A hard time limit is recorded by ConversionTask.on_failure."""
     tenant_id_var.set(tenant_id)
     settings = get_settings()
     with session_scope() as session:
@@ -59,8 +92,8 @@ def convert_bim(self, bim_id: str, tenant_id: str) -> str:  # noqa: ANN001 - cel
         except Exception as exc:
             session.rollback()
             bim.conversion_status = "failed"
-            if isinstance(exc, SoftTimeLimitExceeded):
-                bim.conversion_error = f"time limit exceeded ({settings.CELERY_TASK_SOFT_TIME_LIMIT} s)"
+            if _soft_limit(exc):
+                bim.conversion_error = f"time limit exceeded (soft, {settings.CELERY_TASK_SOFT_TIME_LIMIT} s)"
             else:
                 bim.conversion_error = str(exc)[:2000]
             session.commit()

@@ -149,4 +149,30 @@ def test_conversion_past_its_soft_limit_is_recorded_failed(client, world, monkey
     with world.session() as session:
         bim = session.get(BIMModel, uuid.UUID(bim_id))
         assert bim.conversion_status == "failed"
-        assert bim.conversion_error.startswith("time limit exceeded")
+        assert bim.conversion_error == "time limit exceeded (soft, 1350 s)"
+
+
+def test_soft_limit_wrapped_by_botocore_is_recognised():
+    from botocore.exceptions import HTTPClientError
+
+    from app import tasks
+
+    assert tasks._soft_limit(HTTPClientError(error=SoftTimeLimitExceeded()))
+    assert not tasks._soft_limit(HTTPClientError(error=ValueError("x")))
+
+
+def test_hard_time_limit_recorded_by_the_worker(client, world):
+    from celery.exceptions import TimeLimitExceeded
+
+    from app import tasks
+    from app.models import BIMModel
+
+    owner = world.member("t-hard", "owner")
+    bim_id = client.post("/api/v1/bim-models", headers=owner.headers, files={"file": ("m.ifc", b"IFC\n")}).json()["id"]
+    with world.session() as session:
+        session.get(BIMModel, uuid.UUID(bim_id)).conversion_status = "processing"
+        session.commit()
+    tasks.convert_bim.on_failure(TimeLimitExceeded(1500), "task-id", (bim_id, "t-hard"), {}, None)
+    with world.session() as session:
+        bim = session.get(BIMModel, uuid.UUID(bim_id))
+        assert (bim.conversion_status, bim.conversion_error) == ("failed", "time limit exceeded (hard, 1500 s)")
