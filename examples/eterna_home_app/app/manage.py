@@ -15,6 +15,10 @@ S3 object versions and delete markers and Redis keys, prints the erasure record 
 per store) and records a ``tenant_erased`` audit event in no tenant that names it only by its SHA-256. Exit
 status: 0 done, 1 something remains (see ``errors``; run again), 2 bad input or no confirmation, 3 nothing
 stored for TENANT, 4 a BIM conversion of TENANT is running (nothing changed; run again when it ends).
+
+``enforce-retention --audit-days N [--contracts FILE --after-contract-days D --records DIR]`` (a daily timer of the
+app role): deletes audit events older than N days and erases every tenant whose contract ended more than D days
+ago (``app.retention``), keeping each erasure record in DIR (0600); it prints a summary and audits the run.
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from app import audit, tenant_data
+from app import audit, retention, tenant_data
 from app.cache import redis_client
 from app.config import get_settings
 from app.db import session_scope
@@ -138,6 +144,14 @@ def erase_command(tenant: str, confirm: str | None, actor: str, backups_gone_by:
         raise BadInput(f"--tenant must match {TENANT_RE.pattern}")
     if confirm != tenant:
         raise BadInput("--confirm must repeat the tenant id exactly: nothing erased")
+    status, record = _erase(tenant, actor, backups_gone_by)
+    if record is not None:
+        print(json.dumps(record, indent=2, sort_keys=True))
+    return status
+
+
+def _erase(tenant: str, actor: str, backups_gone_by: str | None) -> tuple[int, dict | None]:
+    """Erase ``tenant`` and audit the record: (exit status as erase-tenant's, the record or None)."""
     with session_scope() as session:
         try:
             record = tenant_data.erase_tenant(
@@ -145,10 +159,10 @@ def erase_command(tenant: str, confirm: str | None, actor: str, backups_gone_by:
             )
         except tenant_data.NothingToErase as exc:
             print(f"erase-tenant: {exc}", file=sys.stderr)
-            return 3
+            return 3, None
         except tenant_data.ConversionsRunning as exc:
             print(f"erase-tenant: {exc}; nothing erased", file=sys.stderr)
-            return 4
+            return 4, None
     with session_scope() as session:
         audit.record(
             session,
@@ -160,8 +174,64 @@ def erase_command(tenant: str, confirm: str | None, actor: str, backups_gone_by:
             details=tenant_data.audit_details(record),
         )
         session.commit()
-    print(json.dumps(record, indent=2, sort_keys=True))
-    return 0 if record["complete"] else 1
+    return (0 if record["complete"] else 1), record
+
+
+def retention_command(
+    audit_days: int,
+    contracts_file: str | None,
+    after_contract_days: int,
+    records: str | None,
+    backups_gone_by: str | None,
+) -> int:
+    """enforce-retention: prune the audit trail, erase the tenants whose contract ended more than
+    ``after_contract_days`` ago (records kept in ``records``, 0600), print a summary. 0 done, 1 an erasure is
+    incomplete or waits for a running conversion (the next run retries), 2 bad input."""
+    contracts: list = []
+    if contracts_file:
+        try:
+            contracts = json.loads(Path(contracts_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"--contracts: {exc}") from None
+        if not isinstance(contracts, list):
+            raise BadInput("--contracts must hold a JSON list of {tenant, ended_on}")
+    try:
+        due = retention.due_contracts(contracts, after_contract_days, datetime.now(UTC).date())
+    except retention.BadContracts as exc:
+        raise BadInput(f"--contracts: {exc}") from None
+    with session_scope() as session:
+        pruned = retention.prune_audit(session, audit_days)
+    summary: dict = {"audit_events": pruned, "ended_contracts": {}}
+    status = 0
+    for tenant in due:
+        code, record = _erase(tenant, "retention", backups_gone_by)
+        summary["ended_contracts"][tenant] = {
+            0: "erased",
+            1: "incomplete",
+            3: "nothing stored",
+            4: "conversion running",
+        }[code]
+        if record is not None and records:
+            path = Path(records) / f"{tenant}-erasure-{record['record_id']}.json"
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+                json.dump(record, fh, indent=2, sort_keys=True)
+        if code in (1, 4):
+            status = 1
+    with session_scope() as session:
+        audit.record(
+            session,
+            None,
+            action="retention_enforced",
+            outcome="success" if status == 0 else "failure",
+            target_type="retention",
+            details={
+                "audit_events_deleted": pruned["deleted"],
+                "tenants_erased": sum(1 for v in summary["ended_contracts"].values() if v == "erased"),
+            },
+        )
+        session.commit()
+    print(json.dumps(summary, sort_keys=True))
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,8 +255,21 @@ def main(argv: list[str] | None = None) -> int:
     erase.add_argument("--confirm", default=None, help="the tenant id again")
     erase.add_argument("--actor", default=None, help="who asked (for the erasure record; default: the OS user)")
     erase.add_argument("--backups-gone-by", default=None, metavar="DATE", help="stated in the erasure record")
+    keep = commands.add_parser("enforce-retention", help="prune the audit trail, erase tenants whose contract ended")
+    keep.add_argument("--audit-days", type=int, required=True, help="days audit events are kept")
+    keep.add_argument(
+        "--contracts", default=None, metavar="FILE", help='JSON [{"tenant": T, "ended_on": "YYYY-MM-DD"}]'
+    )
+    keep.add_argument("--after-contract-days", type=int, default=30, help="days a tenant's data outlives its contract")
+    keep.add_argument("--records", default=None, metavar="DIR", help="where the erasure records are written")
+    keep.add_argument(
+        "--backups-gone-by-days", type=int, default=0, help="stated in the records: days until backups expire"
+    )
     args = parser.parse_args(argv)
     try:
+        if args.command == "enforce-retention":
+            gone_by = (datetime.now(UTC) + timedelta(days=args.backups_gone_by_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return retention_command(args.audit_days, args.contracts, args.after_contract_days, args.records, gone_by)
         if args.command == "export-tenant":
             return export_command(args.tenant, args.out, args.actor or getpass.getuser())
         if args.command == "erase-tenant":
