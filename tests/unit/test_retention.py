@@ -22,12 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("lab", "staging", "production")
 CATALOGUE = yaml.safe_load((ROOT / "docs" / "compliance" / "data_classes.yml").read_text())
 
-# Classes no job enforces yet, and what is missing (issue #20). Remove an entry when its job exists.
-EXPECTED_GAPS = {
-    "application_data": "no job erases a tenant when its contract ends (erasure runs on request only)",
-    "access_logs": "nginx's log rotation is the Debian package's logrotate file; no central log index",
-    "audit_trail": "no job prunes the audit_events table",
-}
+# Classes no job enforces yet, and what is missing. Empty since issue #20: application data at contract end (the app's
+# enforce-retention job), access logs (the nginx role's logrotate file) and the audit trail (enforce-retention).
+# Add an entry (class: reason) only with its gap stated in every inventory's table.
+EXPECTED_GAPS: dict[str, str] = {}
 
 # systemd time spans (journald.conf) and Prometheus durations, in days; systemd's month and year are 30.44 and
 # 365.25 days. A period is the whole number of days the data is surely kept (rounded down).
@@ -69,7 +67,7 @@ def days_of(unit: str, value: Any, lookup: Callable[[str], Any]) -> int:
     """What a setting's value means in days of retention."""
     if isinstance(value, str) and "{{" in value:
         raise ValueError(f"templated value {value!r}: give the enforcing setting a literal value")
-    if unit == "days":
+    if unit in ("days", "days_after_contract"):
         return int(value)
     if unit == "timespan":
         return span_days(value)
@@ -109,8 +107,10 @@ def problems(table: Mapping[str, Any], lookup: Callable[[str], Any]) -> tuple[li
             except (KeyError, ValueError) as exc:
                 found.append(f"{name}: {enforcer['setting']}: {exc}")
                 continue
-            if got != entry["days"]:
-                found.append(f"{name}: table says {entry['days']} days, {enforcer['setting']}={value!r} keeps {got}")
+            # Data kept while a contract runs has no period of its own: the setting counts the days after the end.
+            want = entry.get("after_contract_days") if enforcer["unit"] == "days_after_contract" else entry["days"]
+            if got != want:
+                found.append(f"{name}: table says {want} days, {enforcer['setting']}={value!r} keeps {got}")
     return found, gaps
 
 
@@ -147,8 +147,42 @@ def test_unenforced_classes_are_the_known_gaps(env):
 
 
 def test_known_gaps_are_reported():
-    """Not a silent pass: the gaps are visible in the test output (pytest -rx) as expected failures."""
-    pytest.xfail("retention not enforced yet: " + "; ".join(f"{k}: {v}" for k, v in EXPECTED_GAPS.items()))
+    """Not a silent pass: any gap is visible in the test output (pytest -rx) as an expected failure."""
+    if EXPECTED_GAPS:
+        pytest.xfail("retention not enforced yet: " + "; ".join(f"{k}: {v}" for k, v in EXPECTED_GAPS.items()))
+
+
+def _enforcing_settings() -> set[str]:
+    return {
+        enforcer["setting"]
+        for env in ENVIRONMENTS
+        for entry in GEN.inventory_vars(env)["eterna_retention"].values()
+        for enforcer in entry.get("enforced_by") or []
+    }
+
+
+@pytest.mark.parametrize("setting", sorted(_enforcing_settings()))
+def test_each_enforcing_setting_drives_a_job(setting):
+    """A setting the table names is read by a template or task of its role (the job), not only declared."""
+    role = max((p.name for p in (ROOT / "roles").iterdir() if setting.startswith(p.name + "_")), key=len)
+    users = [
+        path
+        for folder in ("templates", "tasks")
+        for path in (ROOT / "roles" / role / folder).rglob("*")
+        if path.is_file() and setting in path.read_text(errors="replace")
+    ]
+    assert users, f"{setting}: no template or task of roles/{role} reads it"
+
+
+def test_contract_end_erasure_and_audit_pruning_are_scheduled():
+    """The app's retention job: a daily timer running enforce-retention with the two settings."""
+    unit = (ROOT / "roles/app/templates/etc/systemd/system/eterna-retention.service.j2").read_text()
+    assert "-m app.manage enforce-retention --audit-days {{ app_retention_audit_days | int }}" in unit
+    assert "--after-contract-days {{ app_retention_after_contract_days | int }}" in unit
+    timer = (ROOT / "roles/app/templates/etc/systemd/system/eterna-retention.timer.j2").read_text()
+    assert "OnCalendar={{ app_retention_schedule }}" in timer and "Persistent=true" in timer
+    rotate = (ROOT / "roles/nginx/templates/etc/logrotate.d/nginx.j2").read_text()
+    assert "rotate {{ nginx_access_log_keep_days }}" in rotate and "daily" in rotate
 
 
 def test_the_check_catches_a_disagreement_and_a_missing_reason():
@@ -177,6 +211,7 @@ def test_the_check_catches_a_disagreement_and_a_missing_reason():
     ("unit", "value", "days"),
     [
         ("days", 90, 90),
+        ("days_after_contract", 30, 30),
         ("timespan", "1month", 30),
         ("timespan", "2w", 14),
         ("timespan", "90d", 90),
@@ -212,3 +247,16 @@ def test_a_vaulted_file_is_skipped(tmp_path):
     (group_vars / "retention.yml").write_text("---\neterna_retention: {metrics: {days: 1}}\n")
     (group_vars / "vault.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6162636465\n")
     assert GEN.inventory_vars("production", tmp_path) == {"eterna_retention": {"metrics": {"days": 1}}}
+
+
+def test_the_check_compares_days_after_a_contract():
+    table = {
+        "application_data": {
+            "days": None,
+            "after_contract_days": 30,
+            "enforced_by": [{"setting": "app_retention_after_contract_days", "unit": "days_after_contract"}],
+        }
+    }
+    assert problems(table, {"app_retention_after_contract_days": 30}.__getitem__) == ([], set())
+    found, _ = problems(table, {"app_retention_after_contract_days": 45}.__getitem__)
+    assert found == ["application_data: table says 30 days, app_retention_after_contract_days=45 keeps 45"]
