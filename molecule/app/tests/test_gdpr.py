@@ -286,3 +286,30 @@ def test_queued_conversion_of_the_erased_tenant_does_nothing(seeded, erasure):
         time.sleep(2)
     assert seen, "the queued conversion was not consumed"
     assert tenant_objects(GONE) == [], "the conversion wrote an object of the erased tenant"
+
+
+def test_retention_job_erases_an_ended_contract_and_prunes_the_audit_trail():
+    """eterna-retention.service (the daily timer's job): contract-ended (molecule.yml's app_contracts_ended) is erased
+    with its record kept on the host; an audit event older than app_retention_audit_days (365) is deleted, a recent
+    one kept."""
+    web = node(WEB)
+    assert web.service("eterna-retention.timer").is_enabled
+    create = f"{MANAGE} -m app.manage create-owner --tenant contract-ended --email owner@contract-ended.test"
+    web.check_output(f"printf '%s\\n' {shlex.quote(PASSWORD)} | {create}")
+    psql(
+        "INSERT INTO audit_events (id, created_at, tenant_id, action, outcome, details) VALUES "
+        "(gen_random_uuid(), now() - interval '400 days', 'tenant-b', 'ancient', 'success', '{}'), "
+        "(gen_random_uuid(), now() - interval '300 days', 'tenant-b', 'recent', 'success', '{}')"
+    )
+    assert tenant_rows("contract-ended")["tenants"] == 1
+    web.check_output("systemctl start eterna-retention.service")
+    assert all(count == 0 for count in tenant_rows("contract-ended").values())
+    records = web.check_output("ls /var/lib/eterna-app/erasures").split()
+    assert any(name.startswith("contract-ended-erasure-") for name in records), records
+    record = web.file(f"/var/lib/eterna-app/erasures/{[n for n in records if n.startswith('contract-ended')][0]}")
+    assert record.mode == 0o600 and record.user == "eterna-app"
+    assert json.loads(record.content_string)["complete"] is True
+    assert (
+        psql("SELECT string_agg(action, ',' ORDER BY action) FROM audit_events WHERE action IN ('ancient', 'recent')")
+        == "recent"
+    )
