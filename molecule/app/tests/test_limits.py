@@ -152,6 +152,7 @@ def test_upload_in_flight_survives_an_api_restart():
     client.run(f"rm -f {TMP}/slow.bin")
     assert status == "201", body
     assert json.loads(body)["sha256"] == digest
+    assert wait_for(lambda: http("GET", "/health", edge=True)[0] == 200, 60), "the API did not come back"
 
 
 def wait_for(predicate, seconds: int = 120, step: float = 2):  # noqa: ANN001, ANN201
