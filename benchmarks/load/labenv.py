@@ -12,6 +12,9 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+from requests.adapters import HTTPAdapter
+
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY_MAIN = ROOT / "inventories" / "lab" / "group_vars" / "all" / "main.yml"
 CA_FILE = ROOT / ".pki" / "lab" / "ca.crt"
@@ -98,6 +101,26 @@ def lab_master_key() -> str:
 def password(account: Account, key: str | None = None) -> str:
     """The account's password, derived from the lab key and its purpose (never stored)."""
     return _secrets_module().derive_secret(key or lab_master_key(), account.purpose)
+
+
+def http_session(host: str) -> requests.Session:
+    """A requests session for the edge dialled at 127.0.0.1: TLS verified against the lab's CA and for the name
+    ``host`` (sent as SNI and checked against the certificate), ``host`` also as the Host header."""
+    session = requests.Session()
+    session.verify = str(CA_FILE)
+    session.headers["Host"] = host
+    session.mount("https://", _NamedHostAdapter(host))
+    return session
+
+
+class _NamedHostAdapter(HTTPAdapter):
+    def __init__(self, host: str) -> None:
+        self._server_hostname = host
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - requests' signature
+        kwargs["server_hostname"] = self._server_hostname
+        super().init_poolmanager(*args, **kwargs)
 
 
 def ssl_context(cafile: str | os.PathLike[str] | None = None, **_ignored: object) -> ssl.SSLContext:

@@ -161,7 +161,7 @@ def _post_retry(http: requests.Session, path: str, **kwargs) -> requests.Respons
     """POST through the edge, waiting out its 429s (the login rate limit) for up to 120 s."""
     deadline = time.monotonic() + 120
     while True:
-        resp = http.post(BASE + path, headers={"Host": HOST_HEADER}, timeout=60, **kwargs)
+        resp = http.post(BASE + path, timeout=60, **kwargs)
         if resp.status_code != 429 or time.monotonic() > deadline:
             resp.raise_for_status()
             return resp
@@ -176,8 +176,7 @@ class Tenants:
         self.sessions: dict[str, list[Session]] = {}
         self.ids: dict[str, dict[str, list[str]]] = {}
         self.registry = loadlib.TenantRegistry(frozenset())
-        self.http = requests.Session()
-        self.http.verify = str(labenv.CA_FILE)
+        self.http = labenv.http_session(HOST_HEADER)
         self.key = ""
         self._next = itertools.count()
 

@@ -29,9 +29,7 @@ class Api:
 
     def __init__(self, base: str, host: str) -> None:
         self.base = base.rstrip("/")
-        self.http = requests.Session()
-        self.http.verify = str(labenv.CA_FILE)
-        self.http.headers["Host"] = host
+        self.http = labenv.http_session(host)
         self.token = ""
 
     def call(self, method: str, path: str, expect: tuple[int, ...] = (200, 201), **kwargs) -> requests.Response:
