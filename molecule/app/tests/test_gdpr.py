@@ -111,6 +111,7 @@ def seeded() -> dict:
         status, text = probe_http("POST", "/api/v1/documents", token, form={"file": "@/tmp/gdpr-plan.txt"})
         assert status == 201, text
         document = json.loads(text)
+        document["object_key"] = f"{tenant}/{document['id']}"  # the app's key scheme (not in the API's answer)
         # A second version of the document's object (an older version the export and the erasure must include).
         app_python(
             "from app.storage import s3_client\n"
