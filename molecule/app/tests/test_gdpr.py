@@ -75,6 +75,7 @@ def run_playbook(playbook: str, *extra: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=1800,
+        cwd=ROOT,
         env=ansible_env(),
     )
 
