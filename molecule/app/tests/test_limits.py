@@ -199,8 +199,10 @@ def test_conversion_past_its_soft_limit_fails_once_and_is_not_redelivered():
     )
 
     def queues_empty() -> bool:
-        out = data.check_output("rabbitmqctl -q list_queues -p eterna name messages messages_unacknowledged")
-        rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
+        out = data.check_output(
+            "rabbitmqctl -q --no-table-headers list_queues -p eterna name messages messages_unacknowledged"
+        )
+        rows = [line.split() for line in out.splitlines() if line.strip()]
         return all(row[1:] == ["0", "0"] for row in rows)
 
     assert wait_for(queues_empty, 30), "a message of the stopped conversion is still queued"
