@@ -202,7 +202,7 @@ def test_the_upgrade_was_refused_while_a_queue_held_a_message():
     assert "eterna/upgrade-held (1 messages)" in log
     assert "upgrade_rabbitmq_discard_messages" in log
     # Refused in the preflight: no host changed.
-    assert fingerprint("after-refused") == fingerprint("before-check")
+    assert fingerprint("after-refused") == fingerprint("before-refused")
 
 
 def test_check_mode_on_debian_12_changed_nothing():
