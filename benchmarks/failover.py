@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Failover time (RTO) and lost acknowledged writes (RPO) of the Patroni cluster under a steady writer.
+
+Runs against the containers of the molecule `patroni` scenario (converge it first:
+`flock /tmp/molecule-patroni.lock molecule converge -s patroni`). For each fault a writer on the client commits
+numbered rows through the router (HAProxy, 127.0.0.1:5000), one connection per row, and logs every attempt with
+its time and outcome. The fault hits the current leader; the script then measures:
+
+- RTO: seconds from the fault to the first commit acknowledged after it;
+- lost: acknowledged ids absent from the table afterwards (0 expected in synchronous mode);
+- failed and read-only: attempts that failed during the outage, and those refused as read-only.
+
+Faults: kill (kill -9 of the leader's postmaster), switchover (planned, REST API), stop (docker stop of the leader's
+container), pause (docker pause: a frozen leader). Prints a table and the load average; asserts nothing.
+
+    benchmarks/failover.py [FAULT ...]
+"""
+
+# ruff: noqa: S608 - the SQL holds table names and ids this script generates, never input.
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMBERS = ["patroni-db1", "patroni-db2", "patroni-db3"]
+CLIENT = "patroni-client"
+CA = "/etc/ssl/certs/ca-certificates.crt"
+LOG = "/root/bench-writer"
+FAULTS = ("kill", "switchover", "stop", "pause")
+
+
+def secret(purpose: str) -> str:
+    """A password the roles derive from the public molecule key (never valid outside tests)."""
+    key = re.search(r"eterna_master_key: *([0-9a-f]{64})", (ROOT / ".config/molecule/config.yml").read_text())[1]
+    spec = importlib.util.spec_from_file_location("secrets", ROOT / "filter_plugins" / "secrets.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.derive_secret(key, purpose)
+
+
+def sh(host: str, command: str, check: bool = True) -> str:
+    res = subprocess.run(["docker", "exec", host, "bash", "-c", command], capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{host}: {command[:80]}: {res.stderr.strip()[-300:]}")
+    return res.stdout
+
+
+def running(host: str) -> bool:
+    res = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}}", host], capture_output=True, text=True)
+    return res.stdout.strip() == "running"
+
+
+def members() -> list[dict]:
+    for host in MEMBERS:
+        if not running(host):
+            continue
+        res = subprocess.run(
+            ["docker", "exec", host, "bash", "-c", "patronictl -c /etc/patroni/*-main.yml list -f json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if res.returncode == 0:
+            return json.loads(res.stdout)
+    return []
+
+
+def leader() -> str | None:
+    return next((m["Member"] for m in members() if m["Role"] == "Leader"), None)
+
+
+def wait_healthy(timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ms = members()
+        if len(ms) == 3 and all(m["State"] in ("running", "streaming") for m in ms) and leader():
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the cluster is not healthy: {members()}")
+
+
+def psql(statement: str) -> str:
+    conninfo = f"host=127.0.0.1 port=5000 dbname=eterna user=eterna sslmode=verify-full sslrootcert={CA}"
+    return sh(
+        CLIENT,
+        f"PGPASSWORD={shlex.quote(secret('postgres/eterna'))} psql -X -A -t {shlex.quote(conninfo)} "
+        f"-c {shlex.quote(statement)}",
+    )
+
+
+def start_writer(table: str) -> None:
+    psql(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int PRIMARY KEY)")
+    loop = (
+        f"rm -f {LOG}.*; i=0; while [ ! -e {LOG}.stop ]; do i=$((i+1)); "
+        f"err=$(psql -X -q 'host=127.0.0.1 port=5000 dbname=eterna user=eterna sslmode=verify-full sslrootcert={CA} "
+        f"connect_timeout=2' -c 'INSERT INTO {table} VALUES ('$i')' 2>&1 >/dev/null); rc=$?; "
+        f'ro=0; case "$err" in *read-only*) ro=1;; esac; echo "$i $(date +%s.%N) $rc $ro" >> {LOG}.log; '
+        f"sleep 0.05; done"
+    )
+    subprocess.Popen(
+        ["docker", "exec", "-d", "-e", f"PGPASSWORD={secret('postgres/eterna')}", CLIENT, "bash", "-c", loop]
+    )
+
+
+def attempts() -> list[tuple[int, float, int, int]]:
+    out = sh(CLIENT, f"cat {LOG}.log", check=False)
+    rows = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            rows.append((int(parts[0]), float(parts[1]), int(parts[2]), int(parts[3])))
+    return rows
+
+
+def fault(kind: str, host: str) -> None:
+    if kind == "kill":
+        sh(host, "kill -9 $(head -1 /var/lib/postgresql/*/main/postmaster.pid)")
+    elif kind == "switchover":
+        candidate = next(m["Member"] for m in members() if m["Role"] != "Leader")
+        sh(host, f"patronictl -c /etc/patroni/*-main.yml switchover --leader {host} --candidate {candidate} --force")
+    elif kind == "stop":
+        subprocess.run(["docker", "stop", "-t", "1", host], check=True, capture_output=True)
+    elif kind == "pause":
+        subprocess.run(["docker", "pause", host], check=True, capture_output=True)
+
+
+def restore(kind: str, host: str) -> None:
+    if kind == "stop":
+        subprocess.run(["docker", "start", host], check=True, capture_output=True)
+    elif kind == "pause":
+        subprocess.run(["docker", "unpause", host], check=True, capture_output=True)
+
+
+def measure(kind: str) -> dict:
+    wait_healthy()
+    old = leader()
+    table = f"bench_{kind}"
+    start_writer(table)
+    time.sleep(5)
+    t0 = time.time()
+    fault(kind, old)
+    # Wait for a commit after the fault, then let the writer run on the new leader a little.
+    deadline = t0 + 300
+    first_ok = None
+    while time.time() < deadline and first_ok is None:
+        time.sleep(0.5)
+        first_ok = next((t for _, t, rc, _ in attempts() if t > t0 and rc == 0), None)
+    time.sleep(5)
+    sh(CLIENT, f"touch {LOG}.stop")
+    time.sleep(2)
+    rows = attempts()
+    restore(kind, old)
+    acked = {i for i, _, rc, _ in rows if rc == 0}
+    present = {int(v) for v in psql(f"SELECT id FROM {table}").split()}
+    during = [r for r in rows if r[1] > t0 and (first_ok is None or r[1] < first_ok)]
+    return {
+        "fault": kind,
+        "old": old,
+        "new": leader(),
+        "rto": (first_ok - t0) if first_ok else None,
+        "acked": len(acked),
+        "lost": len(acked - present),
+        "failed": sum(r[2] != 0 for r in during),
+        "read_only": sum(r[3] for r in rows),
+    }
+
+
+def main() -> int:
+    faults = sys.argv[1:] or list(FAULTS)
+    bad = [f for f in faults if f not in FAULTS]
+    if bad or not all(running(h) for h in [*MEMBERS, CLIENT]):
+        print(__doc__)
+        return 2
+    config = json.loads(
+        sh(MEMBERS[0], "curl -s --cacert /etc/patroni/tls/ca.crt https://$(hostname -I | cut -d' ' -f1):8008/config")
+    )
+    load_before = os.getloadavg()
+    results = [measure(kind) for kind in faults]
+    load_after = os.getloadavg()
+    print(
+        f"Patroni failover under a writer: ttl={config.get('ttl')} loop_wait={config.get('loop_wait')} "
+        f"retry_timeout={config.get('retry_timeout')} synchronous_mode={config.get('synchronous_mode')} "
+        f"primary_start_timeout={config.get('primary_start_timeout', 300)}"
+    )
+    print(
+        f"{'fault':<11} {'old leader':<12} {'new leader':<12} {'RTO s':>7} {'acked':>6} {'lost':>5} "
+        f"{'failed':>7} {'read-only':>9}"
+    )
+    for r in results:
+        rto = f"{r['rto']:.1f}" if r["rto"] is not None else "none"
+        print(
+            f"{r['fault']:<11} {r['old']:<12} {r['new'] or '-':<12} {rto:>7} {r['acked']:>6} {r['lost']:>5} "
+            f"{r['failed']:>7} {r['read_only']:>9}"
+        )
+    print(
+        f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+        f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} ({os.cpu_count()} CPUs)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
