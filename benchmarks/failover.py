@@ -47,10 +47,14 @@ def secret(purpose: str) -> str:
     return mod.derive_secret(key, purpose)
 
 
-def sh(host: str, command: str, check: bool = True) -> str:
-    res = subprocess.run(["docker", "exec", host, "bash", "-c", command], capture_output=True, text=True)
+def sh(host: str, command: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    """Run ``command`` with bash in container ``host``; ``env`` goes through docker exec -e, never the command."""
+    args = ["docker", "exec"]
+    for name, value in (env or {}).items():
+        args += ["-e", f"{name}={value}"]
+    res = subprocess.run([*args, host, "bash", "-c", command], capture_output=True, text=True)
     if check and res.returncode != 0:
-        raise RuntimeError(f"{host}: {command[:80]}: {res.stderr.strip()[-300:]}")
+        raise RuntimeError(f"{host}: {command[:60]}: {res.stderr.strip()[-300:]}")
     return res.stdout
 
 
@@ -88,13 +92,21 @@ def wait_healthy(timeout: float = 300) -> None:
     raise RuntimeError(f"the cluster is not healthy: {members()}")
 
 
-def psql(statement: str) -> str:
+def psql(statement: str, attempts: int = 60) -> str:
+    """Run ``statement`` through the router, retrying for a minute while a leader settles."""
     conninfo = f"host=127.0.0.1 port=5000 dbname=eterna user=eterna sslmode=verify-full sslrootcert={CA}"
-    return sh(
-        CLIENT,
-        f"PGPASSWORD={shlex.quote(secret('postgres/eterna'))} psql -X -A -t {shlex.quote(conninfo)} "
-        f"-c {shlex.quote(statement)}",
-    )
+    for attempt in range(attempts):
+        try:
+            return sh(
+                CLIENT,
+                f"psql -X -A -t {shlex.quote(conninfo)} -c {shlex.quote(statement)}",
+                env={"PGPASSWORD": secret("postgres/eterna")},
+            )
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+    return ""
 
 
 def start_writer(table: str) -> None:
@@ -180,9 +192,9 @@ def main() -> int:
     if bad or not all(running(h) for h in [*MEMBERS, CLIENT]):
         print(__doc__)
         return 2
-    config = json.loads(
-        sh(MEMBERS[0], "curl -s --cacert /etc/patroni/tls/ca.crt https://$(hostname -I | cut -d' ' -f1):8008/config")
-    )
+    wait_healthy()
+    lead = sh(leader(), "hostname -I").split()[0]
+    config = json.loads(sh(CLIENT, f"curl -s --cacert {CA} https://{lead}:8008/config"))
     load_before = os.getloadavg()
     results = [measure(kind) for kind in faults]
     load_after = os.getloadavg()
