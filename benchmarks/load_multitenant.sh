@@ -55,6 +55,8 @@ echo "results: $run_dir"
 prefix=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')
 mounts=(-v "$PWD:$PWD:ro" -v "$PWD/$run_dir:$PWD/$run_dir")
 case $prefix in /usr | /usr/local) ;; *) mounts+=(-v "$prefix:$prefix:ro") ;; esac
+venv=$(readlink -f .venv)
+case $venv in "$PWD"/*) ;; *) mounts+=(-v "$venv:$venv:ro") ;; esac
 # shellcheck disable=SC1091
 image=$(docker images "eterna/debian$(. /etc/os-release && echo "$VERSION_ID")-systemd" --format '{{.Repository}}:{{.Tag}}' | head -n 1)
 image=${image:-$(docker inspect -f '{{.Config.Image}}' "$EDGE")}
@@ -68,11 +70,10 @@ in_lab() {  # network namespace (a lab container), then the command
 
 locust_run() {  # label, network namespace, user class, base URL, Host header
   local label=$1 netns=$2 class=$3 base=$4 host=$5 rc=0
-  local max_time=$((STEP_SECONDS * 14 + 60))
   echo "--- $label: $class -> $base (Host $host) from $netns's network, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   BENCH_LABEL=$label BENCH_BASE_URL=$base BENCH_HOST_HEADER=$host BENCH_SEED=$PWD/$run_dir/seed.json \
     in_lab "$netns" .venv/bin/python -m locust -f benchmarks/load/locustfile.py --headless --only-summary \
-    --csv "$run_dir/$label" --html "$run_dir/$label.html" -t "${max_time}s" --stop-timeout 15 \
+    --csv "$run_dir/$label" --html "$run_dir/$label.html" --stop-timeout 15 \
     --loglevel WARNING "$class" >"$run_dir/$label.log" 2>&1 || rc=$?
   grep -E "^(step |logged in|$label: knee)" "$run_dir/$label.log" || true
   if [ "$rc" = 3 ]; then

@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
+import gevent
 import gevent.lock
 import requests
 from locust import FastHttpUser, LoadTestShape, events, task
@@ -45,6 +46,8 @@ MAX_REQUESTS = labenv.env_int("BENCH_MAX_REQUESTS", 60000)
 LOGIN_RATE = labenv.env_float("BENCH_LOGIN_RATE", 0.25)
 P95_LIMIT = labenv.env_float("BENCH_P95_LIMIT_MS", loadlib.P95_LIMIT_MS)
 ERROR_LIMIT = labenv.env_float("BENCH_ERROR_LIMIT", loadlib.ERROR_LIMIT)
+# Self-test of the leak check's wiring: answers are checked against the wrong tenant, so the run must exit 3.
+LEAK_SELFTEST = os.environ.get("BENCH_LEAK_SELFTEST", "") == "1"
 
 
 def _rates() -> list[float]:
@@ -79,6 +82,8 @@ class Run:
         self.leaks: list[dict[str, object]] = []
         self.requests = 0
         self.stop_reason = "schedule done"
+        self.started: float | None = None
+        self.failed = ""
 
     def open(self, step: loadlib.Step) -> None:
         self.step = step
@@ -114,7 +119,12 @@ class StepShape(LoadTestShape):
     """Raises the offered rate step by step (STEPS); stops after the first step that misses a limit."""
 
     def tick(self):  # noqa: ANN201 - Locust's signature: (users, spawn rate) or None to stop
-        step = loadlib.step_at(STEPS, self.get_run_time())
+        if RUN.failed:
+            RUN.stop_reason = RUN.failed
+            return None
+        if RUN.started is None:  # the accounts are still logging in (test_start): the clock has not started
+            return 0, 1
+        step = loadlib.step_at(STEPS, time.monotonic() - RUN.started)
         if step is not RUN.step:
             RUN.close()
             last = RUN.results[-1] if RUN.results else None
@@ -158,14 +168,15 @@ class Session:
 
 
 def _post_retry(http: requests.Session, path: str, **kwargs) -> requests.Response:
-    """POST through the edge, waiting out its 429s (the login rate limit) for up to 120 s."""
-    deadline = time.monotonic() + 120
+    """POST through the edge, waiting out its 429s (the login rate limit) and 503s (a dependency of the app
+    restarting) for up to 300 s, as their Retry-After says (2 s without one)."""
+    deadline = time.monotonic() + 300
     while True:
         resp = http.post(BASE + path, timeout=60, **kwargs)
-        if resp.status_code != 429 or time.monotonic() > deadline:
+        if resp.status_code not in (429, 503) or time.monotonic() > deadline:
             resp.raise_for_status()
             return resp
-        time.sleep(float(resp.headers.get("Retry-After", "2") or 2))
+        time.sleep(min(30.0, float(resp.headers.get("Retry-After", "2") or 2)))
 
 
 class Tenants:
@@ -190,10 +201,12 @@ class Tenants:
             for kind in ("houses", "documents", "bims"):
                 for ident in data[kind]:
                     self.registry.add(tenant, ident)
-            self.sessions[tenant] = [
-                Session(account, self.login(account))
-                for account in (labenv.Account(tenant, a["role"], a["index"]) for a in data["accounts"])
-            ]
+        # Logins in parallel (argon2 takes seconds on a loaded host); the edge's 429s are waited out.
+        accounts = [labenv.Account(t, a["role"], a["index"]) for t, d in seed["tenants"].items() for a in d["accounts"]]
+        jobs = [gevent.spawn(self.login, account) for account in accounts]
+        gevent.joinall(jobs, raise_error=True)
+        for account, job in zip(accounts, jobs, strict=True):
+            self.sessions.setdefault(account.tenant, []).append(Session(account, job.value))
 
     def login(self, account: labenv.Account) -> dict:
         form = {"username": account.email, "password": labenv.password(account, self.key), "tenant": account.tenant}
@@ -215,9 +228,15 @@ def _login(environment, **_kwargs: object) -> None:  # noqa: ANN001 - Locust's s
     seed = os.environ.get("BENCH_SEED", "")
     if seed and any(c.__name__ in ("DayUser", "HouseListUser") for c in environment.user_classes):
         start = time.monotonic()
-        TENANTS.load(Path(seed))
+        try:
+            TENANTS.load(Path(seed))
+        except Exception as exc:  # noqa: BLE001 - any failure to log in ends the run, with its reason
+            RUN.failed = f"the accounts could not log in: {exc}"
+            print(RUN.failed, flush=True)
+            return
         count = sum(len(s) for s in TENANTS.sessions.values())
         print(f"logged in {count} accounts of {len(TENANTS.names)} tenants in {time.monotonic() - start:.0f} s")
+    RUN.started = time.monotonic()
 
 
 @events.quitting.add_listener
@@ -246,8 +265,9 @@ def _write(environment, **_kwargs: object) -> None:  # noqa: ANN001 - Locust's s
     if k:
         knee_text = f"{k.rate:.0f}/s offered, {k.throughput:.1f}/s answered, p95 {k.p(95):.0f} ms"
     print(f"{LABEL}: knee {knee_text}; stopped: {RUN.stop_reason}; {RUN.requests} requests; leaks {len(RUN.leaks)}")
-    # The knee is a figure, not a verdict: errors past it are expected. Only a leak fails the run.
-    environment.process_exit_code = 3 if RUN.leaks else 0
+    # The knee is a figure, not a verdict: errors past it are expected. A leak fails the run (3), so does a run
+    # that could not start (1).
+    environment.process_exit_code = 3 if RUN.leaks else (1 if RUN.failed else 0)
 
 
 # ---- Users ------------------------------------------------------------------------------------------------------
@@ -310,12 +330,15 @@ class TenantUser(PacedUser):
             if resp.status_code not in expect:
                 resp.failure(f"status {resp.status_code}: {(resp.text or '')[:120]}")
                 return None
+            owner = self.tenant
+            if LEAK_SELFTEST:
+                owner = TENANTS.names[(TENANTS.names.index(self.tenant) + 1) % len(TENANTS.names)]
             if check == "json" and resp.text:
                 data = resp.json()
-                reasons = loadlib.find_leaks(self.tenant, data, TENANTS.registry)
+                reasons = loadlib.find_leaks(owner, data, TENANTS.registry)
             elif check == "text":
                 data = None
-                reasons = loadlib.find_leaks_in_text(self.tenant, resp.text or "", TENANTS.registry)
+                reasons = loadlib.find_leaks_in_text(owner, resp.text or "", TENANTS.registry)
             else:
                 data, reasons = None, []
             if reasons:

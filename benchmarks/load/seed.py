@@ -33,17 +33,18 @@ class Api:
         self.token = ""
 
     def call(self, method: str, path: str, expect: tuple[int, ...] = (200, 201), **kwargs) -> requests.Response:
-        """One request; a 429 is retried after the edge's Retry-After (2 s without one) for up to 120 s.
-        Raises SystemExit with the answer for any status outside ``expect``."""
+        """One request; a 429 (the edge's login rate) or 503 (a dependency of the app restarting) is retried after
+        its Retry-After (2 s without one, 30 s at most) for up to 300 s. Raises SystemExit with the answer for any
+        status outside ``expect``."""
         headers = kwargs.pop("headers", {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:
             resp = self.http.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
-            if resp.status_code != 429 or time.monotonic() > deadline:
+            if resp.status_code not in (429, 503) or time.monotonic() > deadline:
                 break
-            time.sleep(float(resp.headers.get("Retry-After", "2") or 2))
+            time.sleep(min(30.0, float(resp.headers.get("Retry-After", "2") or 2)))
         if resp.status_code not in expect:
             raise SystemExit(f"seed: {method} {path} answered {resp.status_code}: {resp.text[:300]}")
         return resp
