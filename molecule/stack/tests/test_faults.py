@@ -1,0 +1,405 @@
+"""Faults on the whole stack (issue #24, section 7): a healthy stack is quiet, and every service the collection runs
+comes back by itself after ``kill -9`` of its main process, Prometheus sees it go down and its alert resolve after,
+and no acknowledged write is lost (a PostgreSQL row written through the API, a Redis key, a persistent RabbitMQ
+message in a durable queue).
+
+The restart delay is the collection's (5 s, ``eterna_service_restart_sec``), shorter than Prometheus's 30 s scrape
+interval: a 5 s outage may fall between two scrapes. So that every outage is seen, a test raises RestartSec of the
+killed unit for its duration with a runtime drop-in under /run (the unit's own ``Restart=`` still decides whether
+it comes back); the drop-in is removed afterwards. Waits poll with generous bounds and assert no timing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import shlex
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+from eterna_testinfra import curl, node, pg_cluster, secrets
+
+JOURNAL_UNITS = ["postgresql@*-main.service", "nginx", "eterna-api", "eterna-worker", "rabbitmq-server", "prometheus"]
+JOURNAL_HOSTS = ["stack-db1", "stack-data", "stack-edge", "stack-app1", "stack-ops"]
+
+EDGE, CLIENT, DATA, DB, APP = "stack-edge", "stack-ops", "stack-data", "stack-db1", "stack-app1"
+PROMETHEUS = f"https://{CLIENT}:9090"
+# Alerts that fire on purpose on a healthy system (a dead man's switch); the rules have none today.
+ALWAYS_ON = {"Watchdog"}
+# Generous bound for a killed service to be back (it is usually back in seconds).
+BACK_WITHIN = 300
+# RestartSec held during a fault: longer than the scrape interval (30 s), so Prometheus scrapes the outage.
+HOLD = 35
+# PostgreSQL is held long enough for PostgresDown (for: 1m, rules evaluated every 30 s) to fire.
+POSTGRES_HOLD = 170
+FAULT_DROPIN = "zz-eterna-fault-test.conf"
+
+
+@functools.cache
+def master_key() -> str:
+    return node(CLIENT).ansible.get_variables()["eterna_master_key"]
+
+
+def derived(purpose: str) -> str:
+    return secrets().derive_secret(master_key(), purpose)
+
+
+def prometheus(path: str, **params: str) -> dict:
+    """``data`` of a Prometheus HTTP API answer, asked from the ops host with the UI credentials."""
+    args = " ".join(f"--data-urlencode {shlex.quote(f'{k}={v}')}" for k, v in params.items())
+    out = node(CLIENT).check_output(
+        f"curl -sf -G -u admin:{shlex.quote(derived('prometheus/admin'))} {args} {PROMETHEUS}{path}"
+    )
+    return json.loads(out)["data"]
+
+
+def query(expr: str) -> list[dict]:
+    return prometheus("/api/v1/query", query=expr)["result"]
+
+
+def alerts() -> list[dict]:
+    """Pending and firing alerts (labels, state) as Prometheus evaluates them."""
+    return prometheus("/api/v1/alerts")["alerts"]
+
+
+def alert_line(alert: dict) -> str:
+    labels = alert["labels"]
+    rest = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity"))
+    return f"{labels['alertname']}{{{rest}}} {alert['state']}"
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def targets_down() -> list[str]:
+    active = prometheus("/api/v1/targets", state="active")["activeTargets"]
+    return [t["scrapeUrl"] for t in active if t["health"] != "up"]
+
+
+def unit_state(host: str, unit: str) -> dict[str, str]:
+    out = node(host).check_output(f"systemctl show -p ActiveState,SubState,MainPID,NRestarts,Restart {unit}")
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+# --- A healthy stack is quiet -------------------------------------------------------------------------------------
+
+
+def test_a_healthy_stack_is_quiet_after_a_quiet_minute():
+    assert wait_until(lambda: not targets_down(), 300, 10), targets_down()
+    time.sleep(60)  # two rule evaluations with every target up
+    noisy = [alert_line(a) for a in alerts() if a["labels"]["alertname"] not in ALWAYS_ON]
+    assert not noisy, noisy
+
+
+# --- Each managed service comes back after kill -9 ----------------------------------------------------------------
+
+
+def answers(probe: Callable[[], object]) -> bool:
+    """The probe's truth, False when it raises (a command failing while the service is down)."""
+    try:
+        return bool(probe())
+    except (AssertionError, RuntimeError, ValueError, KeyError, IndexError):
+        return False
+
+
+def sh(host: str, cmd: str) -> bool:
+    return node(host).run(cmd).rc == 0
+
+
+def redis_cli(cmd: str) -> str:
+    """A command to Redis/Valkey on the data host as the admin user (the release's client)."""
+    data = node(DATA)
+    cli = "valkey-cli" if data.exists("valkey-cli") else "redis-cli"
+    env = f"REDISCLI_AUTH={shlex.quote(derived('redis/admin'))}"
+    return data.check_output(f"{env} {cli} --no-auth-warning --user admin -h 127.0.0.1 -p 6379 {cmd}").strip()
+
+
+def rabbitmq_api(method: str, path: str, body: dict | None = None) -> tuple[int, str]:
+    return curl(
+        DATA,
+        f"http://127.0.0.1:15672/api{path}",
+        method,
+        extra=("-u", f"admin:{derived('rabbitmq/admin')}"),
+        body=body,
+    )
+
+
+def postgres_unit() -> str:
+    return pg_cluster(DB)["unit"]
+
+
+@functools.cache
+def owner_token() -> str:
+    email, password = "owner@demo.eterna.test", derived("lab/demo-owner")
+    out = node(CLIENT).check_output(
+        f"curl -sf --data-urlencode username={email} --data-urlencode password={shlex.quote(password)} "
+        f"https://{EDGE}/api/v1/auth/token"
+    )
+    return json.loads(out)["access_token"]
+
+
+def api(method: str, path: str, body: dict | None = None) -> tuple[int, str]:
+    return curl(CLIENT, f"https://{EDGE}{path}", method, body=body, token=owner_token())
+
+
+# Acknowledged writes made just before a kill, read back after the restart.
+
+
+def write_house() -> Callable[[], None]:
+    name = f"fault-{uuid.uuid4().hex[:8]}"
+    status, text = api("POST", "/api/v1/houses", {"name": name, "address": "1 Crash Lane"})
+    assert status == 201, text
+    hid = json.loads(text)["id"]
+
+    def check() -> None:
+        # The app's pool drops its dead connections on first use: a 503 or two right after the restart is honest.
+        answers = []
+        assert wait_until(lambda: answers.append(api("GET", f"/api/v1/houses/{hid}")) or answers[-1][0] != 503, 60)
+        status, text = answers[-1]
+        assert status == 200 and json.loads(text)["name"] == name, (status, text)
+        api("DELETE", f"/api/v1/houses/{hid}")
+
+    return check
+
+
+def write_redis_key() -> Callable[[], None]:
+    value = uuid.uuid4().hex
+    assert redis_cli(f"SET eterna:fault-probe {value}") == "OK"
+
+    def check() -> None:
+        assert redis_cli("GET eterna:fault-probe") == value, "the acknowledged key was lost"
+        redis_cli("DEL eterna:fault-probe")
+
+    return check
+
+
+def write_rabbitmq_message() -> Callable[[], None]:
+    queue, payload = "eterna.fault-probe", uuid.uuid4().hex
+    status, text = rabbitmq_api("PUT", f"/queues/eterna/{queue}", {"durable": True, "auto_delete": False})
+    assert status in (201, 204), text
+    # The management API publishes in confirm mode: routed=true comes with the broker's ack.
+    status, text = rabbitmq_api(
+        "POST",
+        "/exchanges/eterna/amq.default/publish",
+        {"properties": {"delivery_mode": 2}, "routing_key": queue, "payload": payload, "payload_encoding": "string"},
+    )
+    assert status == 200 and json.loads(text)["routed"], text
+
+    def check() -> None:
+        status, text = rabbitmq_api(
+            "POST", f"/queues/eterna/{queue}/get", {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"}
+        )
+        assert status == 200, text
+        assert [m["payload"] for m in json.loads(text)] == [payload], text
+        rabbitmq_api("DELETE", f"/queues/eterna/{queue}")
+
+    return check
+
+
+def keep_prometheus_history() -> Callable[[], None]:
+    """Samples Prometheus acknowledged (ingested) before its kill are still queryable after it (its WAL)."""
+    before = time.time() - 30
+    count = query("count(up)")[0]["value"][1]
+
+    def check() -> None:
+        result = prometheus("/api/v1/query", query="count(up)", time=f"{before:.3f}")["result"]
+        assert result and result[0]["value"][1] == count, result
+
+    return check
+
+
+def celery_consumers() -> int:
+    return int(float(query('sum(rabbitmq_detailed_queue_consumers{queue="celery"})')[0]["value"][1]))
+
+
+@dataclasses.dataclass
+class Fault:
+    """A service to kill: where, its unit, when it is back, what Prometheus shows while it is down."""
+
+    name: str
+    host: str
+    unit: Callable[[], str]
+    ready: Callable[[], bool]
+    # PromQL that returns a series while the service is down (None: nobody is left to see it, e.g. Prometheus).
+    down: str | None
+    # Alerts expected for the outage: asserted firing when ``fires`` is set (PostgreSQL), else reported.
+    alerts: tuple[str, ...] = ()
+    fires: bool = False
+    hold: int = HOLD
+    write: Callable[[], Callable[[], None]] | None = None
+
+
+FAULTS = [
+    Fault(
+        "postgres",
+        DB,
+        postgres_unit,
+        lambda: sh(DB, "runuser -u postgres -- psql -Atc 'SELECT 1'"),
+        f'pg_up{{host="{DB}"}} == 0',
+        ("PostgresDown",),
+        fires=True,
+        hold=POSTGRES_HOLD,
+        write=write_house,
+    ),
+    Fault(
+        "redis",
+        DATA,
+        lambda: "valkey-server" if node(DATA).exists("valkey-server") else "redis-server",
+        lambda: redis_cli("PING") == "PONG",
+        f'redis_up{{host="{DATA}"}} == 0',
+        ("RedisDown",),
+        write=write_redis_key,
+    ),
+    Fault(
+        "rabbitmq",
+        DATA,
+        lambda: "rabbitmq-server",
+        lambda: sh(DATA, "rabbitmq-diagnostics -q check_running && rabbitmq-diagnostics -q check_local_alarms"),
+        f'up{{job="rabbitmq", host="{DATA}"}} == 0',
+        ("TargetDown",),
+        write=write_rabbitmq_message,
+    ),
+    Fault(
+        "seaweedfs",
+        DATA,
+        lambda: "seaweedfs",
+        lambda: sh(DATA, "curl -s -o /dev/null http://127.0.0.1:9327/metrics"),
+        f'up{{job="objectstore", host="{DATA}"}} == 0',
+        ("TargetDown",),
+    ),
+    Fault(
+        "nginx",
+        EDGE,
+        lambda: "nginx",
+        lambda: sh(CLIENT, f"curl -sf -o /dev/null https://{EDGE}/health"),
+        f'nginx_up{{host="{EDGE}"}} == 0 or up{{job="nginx", host="{EDGE}"}} == 0',
+        ("TargetDown", "ProbeFailed"),
+    ),
+    Fault(
+        "app-api",
+        APP,
+        lambda: "eterna-api",
+        lambda: sh(APP, "curl -sf -o /dev/null http://127.0.0.1:8000/health"),
+        f'up{{job="app", host="{APP}"}} == 0',
+        ("TargetDown",),
+    ),
+    Fault(
+        "celery-worker",
+        APP,
+        lambda: "eterna-worker",
+        lambda: sh(APP, "systemctl is-active -q eterna-worker"),
+        # One worker per app host: the queue's consumers drop while this one is down.
+        'sum(rabbitmq_detailed_queue_consumers{queue="celery"}) < {consumers}',
+        ("CeleryWorkersAbsent",),
+    ),
+    Fault(
+        "node-exporter",
+        DATA,
+        lambda: "prometheus-node-exporter",
+        lambda: sh(DATA, "curl -s -o /dev/null http://$(hostname -I | awk '{print $1}'):9100/metrics"),
+        f'up{{job="node", host="{DATA}"}} == 0',
+        ("NodeDown",),
+    ),
+    Fault(
+        "alertmanager",
+        CLIENT,
+        lambda: "prometheus-alertmanager",
+        lambda: sh(CLIENT, "systemctl is-active -q prometheus-alertmanager"),
+        f'up{{job="alertmanager", host="{CLIENT}"}} == 0',
+        ("TargetDown",),
+    ),
+    Fault(
+        "prometheus",
+        CLIENT,
+        lambda: "prometheus",
+        lambda: sh(CLIENT, "systemctl is-active -q prometheus") and bool(query("up")),
+        None,
+        write=keep_prometheus_history,
+    ),
+]
+
+
+def hold_restart(host: str, unit: str, seconds: int | None) -> None:
+    """Set (seconds) or remove (None) the test's runtime RestartSec drop-in of ``unit``."""
+    h, path = node(host), f"/run/systemd/system/{unit}.service.d"
+    if seconds is None:
+        h.check_output(f"rm -f {path}/{FAULT_DROPIN} && systemctl daemon-reload")
+    else:
+        h.check_output(
+            f"mkdir -p {path} && printf '[Service]\\nRestartSec={seconds}\\n' > {path}/{FAULT_DROPIN}"
+            " && systemctl daemon-reload"
+        )
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
+def test_a_killed_service_comes_back_and_prometheus_sees_the_outage(fault: Fault, capsys):
+    unit, host = fault.unit(), node(fault.host)
+    before = unit_state(fault.host, unit)
+    assert before["ActiveState"] == "active" and before["MainPID"] != "0", before
+    assert before["Restart"] != "no", f"{unit} would stay down: Restart={before['Restart']}"
+    down = fault.down
+    if down and "{consumers}" in down:
+        down = down.replace("{consumers}", str(celery_consumers()))
+    check = fault.write() if fault.write else None
+    seen_down, seen_alerts, answers_503 = False, set(), []
+    hold_restart(fault.host, unit, fault.hold if down else None)
+    try:
+        host.check_output(f"kill -9 {before['MainPID']}")
+        deadline = time.monotonic() + fault.hold + BACK_WITHIN
+        while time.monotonic() < deadline:
+            if down:
+                seen_down = seen_down or bool(query(down))
+                seen_alerts |= {
+                    (a["labels"]["alertname"], a["state"])
+                    for a in alerts()
+                    if a["labels"]["alertname"] in fault.alerts and fault.host in json.dumps(a["labels"])
+                }
+            if fault.name == "postgres" and len(answers_503) < 5:
+                try:
+                    answers_503.append(api("GET", "/api/v1/houses")[0])
+                except AssertionError:  # curl itself failed (no HTTP answer at all)
+                    answers_503.append(0)
+            now = unit_state(fault.host, unit)
+            if (
+                now["ActiveState"] == "active"
+                and now["MainPID"] not in ("0", before["MainPID"])
+                and answers(fault.ready)
+            ):
+                break
+            time.sleep(3)
+    finally:
+        hold_restart(fault.host, unit, None)
+    after = unit_state(fault.host, unit)
+    with capsys.disabled():
+        print(
+            f"\n{fault.name}: {unit} restarts {before['NRestarts']} -> {after['NRestarts']}, seen down: {seen_down},"
+            f" alerts seen: {sorted(seen_alerts)}, API during the outage: {answers_503}"
+        )
+    assert after["ActiveState"] == "active" and answers(fault.ready), after
+    assert int(after["NRestarts"]) > int(before["NRestarts"]), "systemd did not restart it (someone else did?)"
+    if down:
+        assert seen_down, f"Prometheus never saw {fault.name} down ({down})"
+    if fault.fires:
+        assert {(name, "firing") for name in fault.alerts} <= seen_alerts, seen_alerts
+    if check:
+        check()
+    if fault.name == "postgres":
+        # The app answers an honest 503 while its database is down, never a 500.
+        assert 503 in answers_503 and 500 not in answers_503, answers_503
+
+    # The outage's alerts resolve: Prometheus scrapes the service again and nothing about it stays pending.
+    def resolved() -> bool:
+        if down and query(down):
+            return False
+        return not [a for a in alerts() if a["labels"]["alertname"] in fault.alerts]
+
+    assert wait_until(resolved, BACK_WITHIN, 5), [alert_line(a) for a in alerts()]
