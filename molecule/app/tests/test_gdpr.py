@@ -216,7 +216,7 @@ def test_erasure_refused_without_confirmation(seeded):
     before = tenant_rows(GONE)
     result = run_playbook("tenant_erase.yml", "-e", f"tenant_erase_tenant={GONE}", "-e", "tenant_erase_confirm=other")
     assert result.returncode != 0
-    assert "Nothing erased" in result.stdout
+    assert "Nothing erased" in result.stdout + result.stderr
     assert tenant_rows(GONE) == before
 
 
