@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import tarfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ from eterna_testinfra import ROOT, ansible_env, node
 JOURNAL_UNITS = ["eterna-api", "eterna-worker"]
 JOURNAL_HOSTS = [WEB]
 
-GONE, KEPT = "gdpr-gone", "gdpr-kept"
+# Fresh tenants on every run (verify may run again on the same containers).
+RUN = uuid.uuid4().hex[:8]
+GONE, KEPT = f"gdpr-gone-{RUN}", f"gdpr-kept-{RUN}"
 PASSWORD = "a long test password for gdpr"  # noqa: S105 - test accounts of the scenario
 MANAGE = "eterna-app-manage /opt/eterna-app/current python"
 BUCKETS = ("documents", "bim-models")
