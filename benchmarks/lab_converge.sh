@@ -9,6 +9,7 @@
 #                                     (mitogen_linear is ansible.cfg's; linear is Ansible's own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"  # run alone as well as from make, which sets it
 logs=build/bench
 mkdir -p "$logs"
 

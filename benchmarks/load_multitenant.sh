@@ -18,10 +18,11 @@
 # BENCH_CEILING=0 the runs on lab-app1. Prints figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"  # run alone as well as from make, which sets it
 EDGE=${BENCH_EDGE:-lab-edge}
 APP=${BENCH_APP:-lab-app1}
 TENANTS=${BENCH_TENANTS:-4}
-STEP_SECONDS=${BENCH_STEP_SECONDS:-30}
+STEP_SECONDS=${BENCH_STEP_SECONDS:-20}
 export BENCH_TENANTS=$TENANTS BENCH_STEP_SECONDS=$STEP_SECONDS
 
 if ! docker inspect "$EDGE" "$APP" >/dev/null 2>&1; then
@@ -87,10 +88,14 @@ locust_run() {  # label, network namespace, user class, base URL, Host header
 }
 
 # 1. Tenants: first owners through the app's bootstrap command (password on stdin), then the API.
-for tenant in $(.venv/bin/python -c "import sys; sys.path.insert(0, 'benchmarks/load'); import labenv; print(*labenv.tenant_ids($TENANTS))"); do
-  .venv/bin/python -c "import sys; sys.path.insert(0, 'benchmarks/load'); import labenv; print(labenv.password(labenv.Account('$tenant', 'owner')))" |
+create_owner() {  # tenant; the command prints created or exists
+  .venv/bin/python -c "import sys; sys.path.insert(0, 'benchmarks/load'); import labenv; print(labenv.password(labenv.Account('$1', 'owner')))" |
     docker exec -i "$APP" /usr/local/bin/eterna-app-manage /opt/eterna-app/current python -m app.manage create-owner \
-      --tenant "$tenant" --email "owner@$tenant.bench.eterna.test" >/dev/null
+      --tenant "$1" --email "owner@$1.bench.eterna.test" >/dev/null
+}
+for tenant in $(.venv/bin/python -c "import sys; sys.path.insert(0, 'benchmarks/load'); import labenv; print(*labenv.tenant_ids($TENANTS))"); do
+  # A database connection can time out on a saturated machine: three attempts.
+  create_owner "$tenant" || { sleep 10 && create_owner "$tenant"; } || { sleep 30 && create_owner "$tenant"; }
 done
 BENCH_BASE_URL=https://127.0.0.1 BENCH_HOST_HEADER=$EDGE in_lab "$EDGE" .venv/bin/python benchmarks/load/seed.py "$PWD/$run_dir/seed.json"
 

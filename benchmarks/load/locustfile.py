@@ -55,16 +55,16 @@ def _rates() -> list[float]:
     if explicit:
         return [float(r) for r in explicit]
     return loadlib.step_rates(
-        labenv.env_float("BENCH_START_RATE", 10),
-        labenv.env_float("BENCH_RATE_FACTOR", 1.35),
-        labenv.env_float("BENCH_RATE_MIN_INCREASE", 10),
+        labenv.env_float("BENCH_START_RATE", 5),
+        labenv.env_float("BENCH_RATE_FACTOR", 1.5),
+        labenv.env_float("BENCH_RATE_MIN_INCREASE", 5),
         labenv.env_float("BENCH_MAX_RATE", 400),
     )
 
 
 STEPS = loadlib.step_schedule(
     _rates(),
-    labenv.env_float("BENCH_STEP_SECONDS", 30),
+    labenv.env_float("BENCH_STEP_SECONDS", 20),
     labenv.env_int("BENCH_MAX_USERS", 150),
     labenv.env_float("BENCH_PER_USER_RATE", 1.0),
 )
@@ -172,7 +172,7 @@ def _post_retry(http: requests.Session, path: str, **kwargs) -> requests.Respons
     restarting) for up to 300 s, as their Retry-After says (2 s without one)."""
     deadline = time.monotonic() + 300
     while True:
-        resp = http.post(BASE + path, timeout=60, **kwargs)
+        resp = http.post(BASE + path, timeout=120, **kwargs)
         if resp.status_code not in (429, 503) or time.monotonic() > deadline:
             resp.raise_for_status()
             return resp

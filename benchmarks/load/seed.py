@@ -41,7 +41,7 @@ class Api:
             headers["Authorization"] = f"Bearer {self.token}"
         deadline = time.monotonic() + 300
         while True:
-            resp = self.http.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
+            resp = self.http.request(method, self.base + path, headers=headers, timeout=120, **kwargs)
             if resp.status_code not in (429, 503) or time.monotonic() > deadline:
                 break
             time.sleep(min(30.0, float(resp.headers.get("Retry-After", "2") or 2)))
