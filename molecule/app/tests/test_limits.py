@@ -81,6 +81,7 @@ def test_300_mb_model_through_the_edge_is_streamed():
     growth = {pid: peaks[pid] - (before[pid] if reset else 0) for pid in workers}
     # Held in memory, the model alone would add 300 MB to one worker; streamed, a worker holds a part or two.
     limit_kib = 96 * 1024
+    print(f"RSS before (KiB) {before}; peak during the upload {peaks}; reset {reset}; growth {growth}")
     if reset:
         assert max(growth.values()) < limit_kib, f"peak RSS growth (KiB) per worker: {growth}, before {before}"
     else:
@@ -152,7 +153,8 @@ def test_upload_in_flight_survives_an_api_restart():
     client.run(f"rm -f {TMP}/slow.bin")
     assert status == "201", body
     assert json.loads(body)["sha256"] == digest
-    assert wait_for(lambda: http("GET", "/health", edge=True)[0] == 200, 60), "the API did not come back"
+    # A loaded machine takes a while to start the new workers; no timing is asserted, only that it comes back.
+    assert wait_for(lambda: http("GET", "/health", edge=True)[0] == 200, 300), "the API did not come back"
 
 
 def wait_for(predicate, seconds: int = 120, step: float = 2):  # noqa: ANN001, ANN201
