@@ -51,12 +51,13 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Header lines: "Authorization: Bearer abc", "Proxy-Authorization: Basic abc" (scheme kept, credential masked).
     (
         re.compile(
-            r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*)(?:(bearer|basic|digest|negotiate|token)\s+)?[^\s,;\"'}&]+"
+            r"(?i)((?:proxy-)?authorization\\?\"?\s*[:=]\s*\\?\"?)(?:(bearer|basic|digest|negotiate|token)\s+)?"
+            r"[^\s,;\"'}&\\]+"
         ),
         lambda m: m.group(1) + (m.group(2) + " " if m.group(2) else "") + MASK,
     ),
     # Cookie headers: everything up to the end of the header value.
-    (re.compile(r"(?i)\b((?:set-)?cookie\s*[:=]\s*)[^\r\n\"}]+"), r"\1" + MASK),
+    (re.compile(r"(?i)\b((?:set-)?cookie\\?\"?\s*[:=]\s*\\?\"?)[^\r\n\"}\\]+"), r"\1" + MASK),
     # Bearer credentials anywhere else ("Basic" is also an English word: masked only in the header above).
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*"), r"\1 " + MASK),
     # URL user information: scheme://user:password@host
