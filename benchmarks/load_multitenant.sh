@@ -93,11 +93,16 @@ create_owner() {  # tenant; the command prints created or exists
     docker exec -i "$APP" /usr/local/bin/eterna-app-manage /opt/eterna-app/current python -m app.manage create-owner \
       --tenant "$1" --email "owner@$1.bench.eterna.test" >/dev/null
 }
-for tenant in $(.venv/bin/python -c "import sys; sys.path.insert(0, 'benchmarks/load'); import labenv; print(*labenv.tenant_ids($TENANTS))"); do
-  # A database connection can time out on a saturated machine: three attempts.
-  create_owner "$tenant" || { sleep 10 && create_owner "$tenant"; } || { sleep 30 && create_owner "$tenant"; }
-done
-BENCH_BASE_URL=https://127.0.0.1 BENCH_HOST_HEADER=$EDGE in_lab "$EDGE" .venv/bin/python benchmarks/load/seed.py "$PWD/$run_dir/seed.json"
+# BENCH_SEED_FROM=<an earlier run's seed.json> reuses its tenants as they are (no owner or seed step).
+if [ -n "${BENCH_SEED_FROM:-}" ]; then
+  cp "$BENCH_SEED_FROM" "$run_dir/seed.json"
+else
+  for tenant in $(.venv/bin/python -c "import sys; sys.path.insert(0, 'benchmarks/load'); import labenv; print(*labenv.tenant_ids($TENANTS))"); do
+    # A database connection can time out on a saturated machine: three attempts.
+    create_owner "$tenant" || { sleep 10 && create_owner "$tenant"; } || { sleep 30 && create_owner "$tenant"; }
+  done
+  BENCH_BASE_URL=https://127.0.0.1 BENCH_HOST_HEADER=$EDGE in_lab "$EDGE" .venv/bin/python benchmarks/load/seed.py "$PWD/$run_dir/seed.json"
+fi
 
 # 2. The day-of-use mix through the edge, every app host, then one.
 apps=$(docker exec "$EDGE" grep -c '^ *server .*:8000 ' /etc/nginx/nginx.conf || echo 0)
