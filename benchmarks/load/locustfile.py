@@ -168,12 +168,12 @@ class Session:
 
 
 def _post_retry(http: requests.Session, path: str, **kwargs) -> requests.Response:
-    """POST through the edge, waiting out its 429s (the login rate limit) and 503s (a dependency of the app
-    restarting) for up to 300 s, as their Retry-After says (2 s without one)."""
+    """POST through the edge, waiting out its 429s (the login rate limit) and 502-504s (an app worker or
+    dependency restarting) for up to 300 s, as their Retry-After says (2 s without one)."""
     deadline = time.monotonic() + 300
     while True:
         resp = http.post(BASE + path, timeout=120, **kwargs)
-        if resp.status_code not in (429, 503) or time.monotonic() > deadline:
+        if resp.status_code not in (429, 502, 503, 504) or time.monotonic() > deadline:
             resp.raise_for_status()
             return resp
         time.sleep(min(30.0, float(resp.headers.get("Retry-After", "2") or 2)))

@@ -42,7 +42,7 @@ class Api:
         deadline = time.monotonic() + 300
         while True:
             resp = self.http.request(method, self.base + path, headers=headers, timeout=120, **kwargs)
-            if resp.status_code not in (429, 503) or time.monotonic() > deadline:
+            if resp.status_code not in (429, 502, 503, 504) or time.monotonic() > deadline:
                 break
             time.sleep(min(30.0, float(resp.headers.get("Retry-After", "2") or 2)))
         if resp.status_code not in expect:
