@@ -190,6 +190,8 @@ def test_ci_molecule_matrix_is_the_scenarios_ci_runs() -> None:
     named = ci_run.group(1).split()
     assert set(matrix) | {"stack"} == {s.split("@")[0] for s in named}
     assert all((REPO / "molecule" / s / "molecule.yml").exists() for s in matrix)
+    # Every scenario in the tree runs somewhere: a new one left out of .ci/run fails here.
+    assert {p.parent.name for p in (REPO / "molecule").glob("*/molecule.yml")} == {s.split("@")[0] for s in named}
     # Both Debian releases in the workflow; .ci/run names its second-release runs with a known suite.
     assert ci["jobs"]["molecule"]["strategy"]["matrix"]["suite"] == ["trixie", "bookworm"]
     assert {s.split("@")[1] for s in named if "@" in s} <= {"trixie", "bookworm"}
