@@ -4,7 +4,8 @@
 acts from a client host against a server host. ``journal(host, units)`` reads recent journal lines.
 ``secrets()`` is the repository's secrets filter module (derive the passwords the roles set),
 ``ansible_env()`` the environment a test runs ansible-playbook with, ``curl(...)`` one HTTP
-request sent from a container, and ``pg_cluster(host)`` the PostgreSQL cluster a host runs (its release's version).
+request sent from a container, ``pg_cluster(host)`` the PostgreSQL cluster a host runs (its release's version),
+``wait_until(...)`` a bounded poll and ``assert_lynis_report(host, name)`` Lynis's verdict on a host.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import shlex
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import testinfra
@@ -176,3 +179,35 @@ def pg_cluster(name: str) -> dict[str, str]:
         "unit": f"postgresql@{version}-{cluster}",
         "json_log_glob": f"/var/log/postgresql/postgresql-{version}-{cluster}-*.json",
     }
+
+
+# Hardening index Lynis must give every host (issue #19); the README's table keeps the figures.
+LYNIS_MIN_INDEX = 85
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 2.0) -> bool:
+    """Poll ``predicate`` every ``step`` seconds for up to ``timeout`` seconds; its last answer (bool)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def assert_lynis_report(host, name: str, capsys) -> None:
+    """Print Lynis's hardening index, tests, warnings and suggestions from ``host``'s /var/log/lynis-report.dat
+    (written by ``lynis audit system``) and assert no warning and an index of at least LYNIS_MIN_INDEX.
+
+    Raises AssertionError (a warning, a low index) or AttributeError (no report: Lynis did not finish)."""
+    report = host.file("/var/log/lynis-report.dat").content_string
+    index = int(re.search(r"^hardening_index=(\d+)$", report, re.M).group(1))
+    tests = int(re.search(r"^lynis_tests_done=(\d+)$", report, re.M).group(1))
+    warnings = re.findall(r"^warning\[\]=(.*)$", report, re.M)
+    suggestions = re.findall(r"^suggestion\[\]=([^|]+\|[^|]+)", report, re.M)
+    with capsys.disabled():
+        print(f"\nLynis {name}: hardening index {index} ({tests} tests), {len(warnings)} warnings")
+        for s in suggestions:
+            print(f"  suggestion {s}")
+    assert not warnings, warnings
+    assert index >= LYNIS_MIN_INDEX, suggestions

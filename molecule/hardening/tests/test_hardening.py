@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import assert_lynis_report, node, wait_until
 
 JOURNAL_UNITS = ["fail2ban", "ssh", "eterna-aide-check"]
 JOURNAL_HOSTS = ["hard-edge"]
@@ -17,22 +17,12 @@ EDGE = "hard-edge"
 CLIENT = "hard-client"
 HARDENED = [EDGE, CLIENT]
 SSH = "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=4"
-LYNIS_MIN_INDEX = 85
 # The scenario's short ban (molecule.yml): the test waits for the ban to lift.
 BANTIME = 30
 
 
 def client_ip() -> str:
     return node(CLIENT).check_output("hostname -I").split()[0]
-
-
-def wait_until(predicate, timeout: float, step: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def banned(jail: str, ip: str) -> bool:
@@ -315,14 +305,4 @@ def test_process_accounting_records_commands():
 def test_lynis_hardening_index(host, capsys):
     h = node(host)
     h.check_output("lynis audit system --quick --no-colors --no-log > /dev/null 2>&1 || true")
-    report = h.file("/var/log/lynis-report.dat").content_string
-    index = int(re.search(r"^hardening_index=(\d+)$", report, re.M).group(1))
-    tests = int(re.search(r"^lynis_tests_done=(\d+)$", report, re.M).group(1))
-    warnings = re.findall(r"^warning\[\]=(.*)$", report, re.M)
-    suggestions = re.findall(r"^suggestion\[\]=([^|]+\|[^|]+)", report, re.M)
-    with capsys.disabled():
-        print(f"\nLynis {host}: hardening index {index} ({tests} tests), {len(warnings)} warnings")
-        for s in suggestions:
-            print(f"  suggestion {s}")
-    assert not warnings, warnings
-    assert index >= LYNIS_MIN_INDEX, suggestions
+    assert_lynis_report(h, host, capsys)

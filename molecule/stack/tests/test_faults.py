@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from eterna_testinfra import curl, node, pg_cluster, secrets
+from eterna_testinfra import curl, node, pg_cluster, secrets, wait_until
 
 JOURNAL_UNITS = ["postgresql@*-main.service", "nginx", "eterna-api", "eterna-worker", "rabbitmq-server", "prometheus"]
 JOURNAL_HOSTS = ["stack-db1", "stack-data", "stack-edge", "stack-app1", "stack-ops"]
@@ -69,15 +69,6 @@ def alert_line(alert: dict) -> str:
     labels = alert["labels"]
     rest = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity"))
     return f"{labels['alertname']}{{{rest}}} {alert['state']}"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def targets_down() -> list[str]:

@@ -11,13 +11,12 @@ import subprocess
 import time
 
 import pytest
-from eterna_testinfra import ROOT, ansible_env, node
+from eterna_testinfra import ROOT, ansible_env, assert_lynis_report, node
 
 JOURNAL_UNITS = ["eterna-lynis-audit"]
 JOURNAL_HOSTS = ["stack-edge"]
 
 HOSTS = ["stack-edge", "stack-app1", "stack-app2", "stack-db1", "stack-db2", "stack-data", "stack-ops"]
-LYNIS_MIN_INDEX = 85
 LYNIS_UNIT = "eterna-lynis-audit"
 
 
@@ -45,17 +44,7 @@ def test_lynis_hardening_index_on_every_host(host, capsys):
     while not lynis_done(host) and time.monotonic() < deadline:
         time.sleep(5)
     h = node(host)
-    report = h.file("/var/log/lynis-report.dat").content_string
-    index = int(re.search(r"^hardening_index=(\d+)$", report, re.M).group(1))
-    tests = int(re.search(r"^lynis_tests_done=(\d+)$", report, re.M).group(1))
-    warnings = re.findall(r"^warning\[\]=(.*)$", report, re.M)
-    suggestions = re.findall(r"^suggestion\[\]=([^|]+\|[^|]+)", report, re.M)
-    with capsys.disabled():
-        print(f"\nLynis {host}: hardening index {index} ({tests} tests), {len(warnings)} warnings")
-        for s in suggestions:
-            print(f"  suggestion {s}")
-    assert not warnings, warnings
-    assert index >= LYNIS_MIN_INDEX, suggestions
+    assert_lynis_report(h, host, capsys)
 
 
 # --- Restart policy of every service the collection runs ----------------------------------------------------------
