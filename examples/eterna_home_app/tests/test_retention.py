@@ -72,19 +72,9 @@ def test_enforce_retention_erases_ended_contracts_only(stores, world, monkeypatc
     records = tmp_path / "records"
     records.mkdir()
     before_b = rows_of(world, B)
-    code, out, err = manage(
-        monkeypatch,
-        capsys,
-        "enforce-retention",
-        "--audit-days",
-        "365",
-        "--contracts",
-        str(contracts),
-        "--after-contract-days",
-        "30",
-        "--records",
-        str(records),
-    )
+    enforce = ["enforce-retention", "--audit-days", "365", "--contracts", str(contracts)]
+    enforce += ["--after-contract-days", "30", "--records", str(records)]
+    code, out, err = manage(monkeypatch, capsys, *enforce)
     assert code == 0, err
     summary = json.loads(out)
     assert summary["ended_contracts"] == {A: "erased"}
@@ -100,19 +90,7 @@ def test_enforce_retention_erases_ended_contracts_only(stores, world, monkeypatc
     assert json.loads(record.read_text())["tenant"] == A
     assert [e.action for e in world.audit("retention_enforced")] == ["retention_enforced"]
     # A second run finds nothing more to do.
-    code, out, _ = manage(
-        monkeypatch,
-        capsys,
-        "enforce-retention",
-        "--audit-days",
-        "365",
-        "--contracts",
-        str(contracts),
-        "--after-contract-days",
-        "30",
-        "--records",
-        str(records),
-    )
+    code, out, _ = manage(monkeypatch, capsys, *enforce)
     assert code == 0 and json.loads(out)["ended_contracts"] == {A: "nothing stored"}
 
 
