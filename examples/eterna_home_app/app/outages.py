@@ -2,7 +2,9 @@
 
 A request that fails because PostgreSQL, Redis, RabbitMQ or S3 cannot be reached (refused, timed out, connection
 lost) is answered ``503 Service Unavailable`` with ``Retry-After: DEPENDENCY_RETRY_AFTER`` and
-``{"detail": ..., "dependency": name}``; clients and the edge may retry later. Other errors stay 500.
+``{"detail": ..., "dependency": name}``; clients and the edge may retry later. So is an S3 error answer with an
+HTTP status of 500 or above (``InternalError``, ``ServiceUnavailable``, ``SlowDown``): the S3 API documents these as
+retryable server-side conditions. Other errors, S3's 4xx answers among them, stay 500.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import logging
 
 import redis.exceptions
 import sqlalchemy.exc
+from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import HTTPClientError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -39,8 +41,19 @@ def outage_response(dependency: str) -> JSONResponse:
     )
 
 
+def s3_server_error(exc: ClientError) -> bool:
+    """True when the S3 answer behind ``exc`` carries an HTTP status of 500 or above.
+
+    :param exc: botocore's ``ClientError`` (its ``response`` holds ``ResponseMetadata.HTTPStatusCode``).
+    :returns: True for a server-side error (InternalError, ServiceUnavailable, SlowDown...), False for a client error
+        (NoSuchKey, AccessDenied...) or an answer without a status.
+    """
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return int(status) >= 500
+
+
 def install(app: FastAPI) -> None:
-    """Register one exception handler per dependency on ``app``."""
+    """Register one exception handler per dependency on ``app``, and one for S3's 5xx answers."""
     for dependency, classes in OUTAGES.items():
 
         async def handler(request: Request, exc: Exception, dependency: str = dependency) -> JSONResponse:
@@ -49,3 +62,11 @@ def install(app: FastAPI) -> None:
 
         for cls in classes:
             app.add_exception_handler(cls, handler)
+
+    async def s3_error(request: Request, exc: ClientError) -> JSONResponse:
+        if not s3_server_error(exc):
+            raise exc  # a 4xx from the store is a bug here, answered 500 by the server error middleware
+        log.error("s3 unavailable: %s", exc.response.get("Error", {}).get("Code"), extra={"path": request.url.path})
+        return outage_response("s3")
+
+    app.add_exception_handler(ClientError, s3_error)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis.exceptions
 import sqlalchemy.exc
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import ValidationError
@@ -98,6 +98,11 @@ def test_worker_uses_the_time_limits():
         (redis.exceptions.ConnectionError("refused"), "redis"),
         (KombuOperationalError("refused"), "rabbitmq"),
         (EndpointConnectionError(endpoint_url="http://s3"), "s3"),
+        (
+            ClientError({"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutObject"),
+            "s3",
+        ),
+        (ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject"), "s3"),
     ],
 )
 def test_dependency_outage_answers_503_with_retry_after(client, world, monkeypatch, exc, dependency):
@@ -114,14 +119,21 @@ def test_dependency_outage_answers_503_with_retry_after(client, world, monkeypat
     assert response.json()["dependency"] == dependency
 
 
-def test_other_errors_stay_500(engine, world, monkeypatch):
+@pytest.mark.parametrize(
+    "exc",
+    [
+        RuntimeError("a bug"),
+        ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject"),
+    ],
+)
+def test_other_errors_stay_500(engine, world, monkeypatch, exc):
     from fastapi.testclient import TestClient
 
     from app import main
     from app.api import houses
 
     def broken(*_: object, **__: object):
-        raise RuntimeError("a bug")
+        raise exc
 
     monkeypatch.setattr(houses, "select", broken)
     owner = world.member("t-bug", "owner")
