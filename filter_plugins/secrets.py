@@ -18,14 +18,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 import math
 import re
 import string
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+import bcrypt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 try:
     from ansible.errors import AnsibleFilterError
@@ -113,32 +115,35 @@ def _require_password(func: str, password: Any, *, ascii_only: bool) -> str:
 
 
 def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
-    """HKDF-Extract with SHA-256: PRK = HMAC(salt, IKM); an empty salt means HashLen zero bytes."""
+    """HKDF-Extract with SHA-256 (RFC 5869 section 2.2): PRK = HMAC-SHA256(salt, IKM).
+
+    :param salt: the salt; empty means HashLen (32) zero bytes, as the RFC says.
+    :param ikm: the input keying material.
+    :returns: the 32-byte pseudorandom key.
+    """
     return hmac.new(salt or bytes(HASH_LEN), ikm, hashlib.sha256).digest()
 
 
-def _hkdf_blocks(prk: bytes, info: bytes) -> Iterator[bytes]:
-    """Yield T(1), T(2), ... T(255) of HKDF-Expand; the stream is prefix-stable for any output length."""
-    previous = b""
-    for counter in range(1, 256):
-        previous = hmac.new(prk, previous + info + bytes([counter]), hashlib.sha256).digest()
-        yield previous
-
-
 def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
-    """HKDF-Expand with SHA-256 returning ``length`` bytes (at most 255 * 32)."""
+    """HKDF-Expand with SHA-256 (RFC 5869 section 2.3), computed by ``cryptography``'s ``HKDFExpand``.
+
+    The output for a length is a prefix of the output for any longer length (the RFC's T(1) | T(2) | ...).
+
+    :param prk: the pseudorandom key from :func:`hkdf_extract` (at least 32 bytes).
+    :param info: the context string.
+    :param length: bytes wanted, 0..8160 (255 * 32).
+    :returns: ``length`` bytes.
+    :raises ValueError: when ``length`` is outside 0..8160.
+    """
     if not 0 <= length <= HKDF_MAX_OUTPUT:
         raise ValueError(f"HKDF-SHA256 can produce at most {HKDF_MAX_OUTPUT} bytes, asked for {length}")
-    out = bytearray()
-    for block in _hkdf_blocks(prk, info):
-        if len(out) >= length:
-            break
-        out += block
-    return bytes(out[:length])
+    if length == 0:
+        return b""
+    return HKDFExpand(algorithm=hashes.SHA256(), length=length, info=info).derive(prk)
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
-    """Full HKDF-SHA256 (extract then expand)."""
+    """Full HKDF-SHA256 (extract then expand); arguments and errors as :func:`hkdf_expand`."""
     return hkdf_expand(hkdf_extract(salt, ikm), info, length)
 
 
@@ -209,16 +214,17 @@ def _validate_length(func: str, length: int, fmt: str) -> None:
         raise _fail(func, f"length must be between {MIN_LENGTH} and {MAX_LENGTH} for {fmt}, got {length}")
 
 
-def _alnum_from_stream(blocks: Iterator[bytes], length: int) -> str:
-    """Map bytes to [A-Za-z0-9] without modulo bias: bytes >= 248 (= 4 * 62) are rejected."""
+def _alnum_from_hkdf(prk: bytes, info: bytes, length: int) -> str:
+    """Map HKDF output bytes to [A-Za-z0-9] without modulo bias: bytes >= 248 (= 4 * 62) are rejected.
+
+    About 3 % of the bytes are rejected, so ``length`` plus a margin usually suffices; when it does not, the longest
+    output (8160 bytes) is taken. HKDF's output is prefix-stable, so the result does not depend on the first try's size.
+    """
     limit = 256 - 256 % len(ALNUM_ALPHABET)
-    chars: list[str] = []
-    for block in blocks:
-        for byte in block:
-            if byte < limit:
-                chars.append(ALNUM_ALPHABET[byte % len(ALNUM_ALPHABET)])
-                if len(chars) == length:
-                    return "".join(chars)
+    for size in (min(length + length // 8 + 32, HKDF_MAX_OUTPUT), HKDF_MAX_OUTPUT):
+        chars = [ALNUM_ALPHABET[byte % len(ALNUM_ALPHABET)] for byte in hkdf_expand(prk, info, size) if byte < limit]
+        if len(chars) >= length:
+            return "".join(chars[:length])
     # 8160 bytes with a 3% rejection rate cannot realistically fall short of 1024 characters.
     raise AnsibleFilterError("derive_secret: HKDF output exhausted while building an alnum secret")
 
@@ -261,7 +267,7 @@ def derive_secret(master_key: str, purpose: str, generation: int = 0, length: in
     if fmt_s == "base64url":
         raw = hkdf_expand(prk, info, math.ceil(size * 3 / 4))
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")[:size]
-    return _alnum_from_stream(_hkdf_blocks(prk, info), size)
+    return _alnum_from_hkdf(prk, info, size)
 
 
 def app_secret_key(master_key: str, generation: int = 0) -> str:
@@ -397,23 +403,11 @@ def rabbitmq_hash(password: str, salt_seed: str = "") -> str:
 # htpasswd (bcrypt)
 
 
-class _DropPasslibVersionNoise(logging.Filter):
-    """passlib 1.7.4 logs a harmless traceback because bcrypt >= 4.1 has no ``__about__``; hide just that."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "error reading bcrypt version" not in record.getMessage()
-
-
-_passlib_logger = logging.getLogger("passlib.handlers.bcrypt")
-if not any(isinstance(f, _DropPasslibVersionNoise) for f in _passlib_logger.filters):
-    _passlib_logger.addFilter(_DropPasslibVersionNoise())
-
-
 def bcrypt_salt(password: str, user: str) -> str:
     """22-char bcrypt salt from HMAC-SHA256(password, "eterna-bcrypt-salt:" + user).
 
     16 bytes are encoded with bcrypt's base64 alphabet; the 4 unused padding bits are zero, so the last character
-    is always one of ``.Oeu`` (the only values bcrypt/passlib accept there).
+    is always one of ``.Oeu`` (the only values bcrypt implementations accept there).
     """
     mac = hmac.new(password.encode("utf-8"), f"eterna-bcrypt-salt:{user}".encode(), hashlib.sha256).digest()
     encoded = base64.b64encode(mac[:16]).decode("ascii").rstrip("=")
@@ -421,7 +415,14 @@ def bcrypt_salt(password: str, user: str) -> str:
 
 
 def htpasswd_bcrypt(password: str, user: str, rounds: int = 12) -> str:
-    """Return an htpasswd line ``user:$2b$<rounds>$...`` using passlib's bcrypt with a deterministic salt."""
+    """Return an htpasswd line ``user:$2b$<rounds>$...``, hashed by the ``bcrypt`` package with a deterministic salt.
+
+    :param password: at most 72 bytes in UTF-8 (bcrypt ignores the rest, so longer is refused).
+    :param user: the htpasswd user name, without ``:`` or line breaks.
+    :param rounds: bcrypt's cost factor, 4..31 (2**rounds iterations).
+    :returns: the htpasswd line (the salt is :func:`bcrypt_salt`, so re-runs render the same line).
+    :raises AnsibleFilterError: on any argument outside those bounds.
+    """
     func = "htpasswd_bcrypt"
     text = _require_password(func, password, ascii_only=False)
     if len(text.encode("utf-8")) > BCRYPT_MAX_PASSWORD_BYTES:
@@ -434,14 +435,8 @@ def htpasswd_bcrypt(password: str, user: str, rounds: int = 12) -> str:
     cost = _as_int(func, "rounds", rounds)
     if not 4 <= cost <= 31:
         raise _fail(func, f"rounds must be between 4 and 31, got {cost}")
-    try:
-        with warnings.catch_warnings():  # passlib 1.7.4 imports the deprecated stdlib 'crypt' module
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from passlib.hash import bcrypt as passlib_bcrypt
-    except ImportError as exc:  # pragma: no cover - passlib is a collection requirement
-        raise _fail(func, "passlib is required on the controller (pip install passlib bcrypt)") from exc
-    handler = passlib_bcrypt.using(ident="2b", rounds=cost, salt=bcrypt_salt(text, name))
-    return f"{name}:{handler.hash(text)}"
+    setting = f"$2b${cost:02d}${bcrypt_salt(text, name)}".encode("ascii")
+    return f"{name}:{bcrypt.hashpw(text.encode('utf-8'), setting).decode('ascii')}"
 
 
 # --------------------------------------------------------------------------------------------------------------
