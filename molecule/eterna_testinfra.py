@@ -5,7 +5,8 @@ acts from a client host against a server host. ``journal(host, units)`` reads re
 ``secrets()`` is the repository's secrets filter module (derive the passwords the roles set),
 ``ansible_env()`` the environment a test runs ansible-playbook with, ``curl(...)`` one HTTP
 request sent from a container, ``pg_cluster(host)`` the PostgreSQL cluster a host runs (its release's version),
-``wait_until(...)`` a bounded poll and ``assert_lynis_report(host, name)`` Lynis's verdict on a host.
+``wait_until(...)`` a bounded poll and ``assert_lynis_report(host, name)`` Lynis's verdict on a host;
+``app_python``, ``tenant_rows``, ``tenant_objects`` and ``tenant_cache_keys`` read what the stores hold of one tenant.
 """
 
 from __future__ import annotations
@@ -179,6 +180,59 @@ def pg_cluster(name: str) -> dict[str, str]:
         "unit": f"postgresql@{version}-{cluster}",
         "json_log_glob": f"/var/log/postgresql/postgresql-{version}-{cluster}-*.json",
     }
+
+
+# The app's management wrapper on an app host (the current release) and the buckets the app writes.
+APP_MANAGE = "eterna-app-manage /opt/eterna-app/current"
+APP_BUCKETS = ("documents", "bim-models")
+
+
+def app_python(host: str, script: str) -> str:
+    """stdout of the Python ``script`` run with the app's settings and clients on app host ``host``
+    (``eterna-app-manage ... python -c``). Raises AssertionError when it exits non-zero."""
+    return node(host).check_output(f"{APP_MANAGE} python -c {shlex.quote(script)}")
+
+
+def tenant_rows(host: str, tenant: str, psql: str = "runuser -u postgres -- psql -d eterna") -> dict[str, int]:
+    """Rows naming ``tenant`` (a tenant id made by the test) per public table with a ``tenant_id`` column, plus its
+    row in ``tenants``, read straight from PostgreSQL with the ``psql`` command line on container ``host`` (default:
+    the local cluster's eterna database as postgres; a restored copy by its socket directory and port)."""
+    h = node(host)
+
+    def q(sql: str) -> str:
+        return h.check_output(f"cd /tmp && {psql} -Atc {shlex.quote(sql)}")
+
+    tables = q(
+        "SELECT table_name FROM information_schema.columns WHERE column_name = 'tenant_id' "
+        "AND table_schema = 'public' ORDER BY 1"
+    ).split()
+    # Table names from the catalogue, tenant ids from the test: no outside input reaches the SQL.
+    counts = {t: int(q(f"SELECT count(*) FROM {t} WHERE tenant_id = '{tenant}'")) for t in tables}  # noqa: S608
+    counts["tenants"] = int(q(f"SELECT count(*) FROM tenants WHERE id = '{tenant}'"))  # noqa: S608
+    return counts
+
+
+def tenant_objects(host: str, tenant: str, buckets: tuple[str, ...] = APP_BUCKETS) -> list[list]:
+    """Every S3 object version and delete marker under ``tenant``/ in ``buckets``, listed with the app's own client
+    on app host ``host``: sorted [bucket, key, version id, is a delete marker]."""
+    script = (
+        "import json; from app.storage import s3_client; s3 = s3_client(); out = []\n"
+        f"for b in {list(buckets)!r}:\n"
+        f"    r = s3.list_object_versions(Bucket=b, Prefix={tenant + '/'!r})\n"
+        "    out += [[b, v['Key'], v['VersionId'], False] for v in r.get('Versions', [])]\n"
+        "    out += [[b, v['Key'], v['VersionId'], True] for v in r.get('DeleteMarkers', [])]\n"
+        "print(json.dumps(sorted(out)))"
+    )
+    return json.loads(app_python(host, script))
+
+
+def tenant_cache_keys(host: str, tenant: str) -> list[str]:
+    """The Redis keys of ``tenant`` (the app's tenant key pattern), listed by the app's client on app host ``host``."""
+    script = (
+        "from app.cache import redis_client, tenant_key_pattern\n"
+        f"print('\\n'.join(sorted(k.decode() for k in redis_client().scan_iter(match=tenant_key_pattern({tenant!r})))))"
+    )
+    return app_python(host, script).split()
 
 
 # Hardening index Lynis must give every host (issue #19); the README's table keeps the figures.

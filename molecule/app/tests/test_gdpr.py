@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from app_probe import CLIENT, WEB, login
 from app_probe import http as probe_http
-from eterna_testinfra import ROOT, ansible_env, node
+from eterna_testinfra import ROOT, ansible_env, node, tenant_cache_keys
+from eterna_testinfra import tenant_objects as shared_tenant_objects
+from eterna_testinfra import tenant_rows as shared_tenant_rows
 
 JOURNAL_UNITS = ["eterna-api", "eterna-worker"]
 JOURNAL_HOSTS = [WEB]
@@ -41,35 +43,16 @@ def psql(sql: str) -> str:
 
 def tenant_rows(tenant: str) -> dict[str, int]:
     """Rows naming ``tenant`` per table with a tenant_id column (read straight from PostgreSQL), plus its tenant row."""
-    tables = psql(
-        "SELECT table_name FROM information_schema.columns WHERE column_name = 'tenant_id' "
-        "AND table_schema = 'public' ORDER BY 1"
-    ).split()
-    # Table names from the catalogue, tenant ids from this module: no outside input reaches the SQL.
-    counts = {t: int(psql(f"SELECT count(*) FROM {t} WHERE tenant_id = '{tenant}'")) for t in tables}  # noqa: S608
-    counts["tenants"] = int(psql(f"SELECT count(*) FROM tenants WHERE id = '{tenant}'"))  # noqa: S608
-    return counts
+    return shared_tenant_rows(CLIENT, tenant)
 
 
 def tenant_objects(tenant: str) -> list[list]:
     """Every version and delete marker under ``tenant``/ in both buckets: [bucket, key, version id, marker]."""
-    script = (
-        "import json; from app.storage import s3_client; s3 = s3_client(); out = []\n"
-        f"for b in {list(BUCKETS)!r}:\n"
-        f"    r = s3.list_object_versions(Bucket=b, Prefix={tenant + '/'!r})\n"
-        "    out += [[b, v['Key'], v['VersionId'], False] for v in r.get('Versions', [])]\n"
-        "    out += [[b, v['Key'], v['VersionId'], True] for v in r.get('DeleteMarkers', [])]\n"
-        "print(json.dumps(sorted(out)))"
-    )
-    return json.loads(app_python(script))
+    return shared_tenant_objects(WEB, tenant, BUCKETS)
 
 
 def cache_keys(tenant: str) -> list[str]:
-    script = (
-        "from app.cache import redis_client, tenant_key_pattern\n"
-        f"print('\\n'.join(sorted(k.decode() for k in redis_client().scan_iter(match=tenant_key_pattern({tenant!r})))))"
-    )
-    return app_python(script).split()
+    return tenant_cache_keys(WEB, tenant)
 
 
 def run_playbook(playbook: str, *extra: str) -> subprocess.CompletedProcess:
