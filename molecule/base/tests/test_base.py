@@ -87,6 +87,31 @@ def test_firewall_policy_is_drop():
     assert "policy drop" in rules
 
 
+def test_restarting_nftables_keeps_the_tables_of_other_software():
+    """A restart (dpkg runs one when it upgrades nftables) replaces the role's table only: another tool's table and
+    Docker's DNS redirect to 127.0.0.11 (its nat rules in the container's namespace) survive it (issue #21)."""
+    web = node(WEB)
+    foreign = "table inet eterna_test_foreign"
+    web.check_output(f"nft 'add {foreign}; add chain inet eterna_test_foreign probe'")
+    try:
+        web.check_output("systemctl restart nftables")
+        tables = web.check_output("nft list tables").splitlines()
+        assert foreign in tables
+        assert "table inet eterna_filter" in tables
+        assert "policy drop" in web.check_output("nft list table inet eterna_filter")
+        assert web.run(f"getent hosts {CLIENT}").rc == 0
+        # Stopping removes the role's table and nothing else.
+        web.check_output("systemctl stop nftables")
+        tables = web.check_output("nft list tables").splitlines()
+        assert foreign in tables
+        assert "table inet eterna_filter" not in tables
+    finally:
+        web.run("systemctl start nftables")
+        web.run(f"nft delete {foreign}")
+    assert web.service("nftables").is_running
+    assert "table inet eterna_filter" in web.check_output("nft list tables").splitlines()
+
+
 def test_ipv6_sources_go_in_an_ip6_rule():
     """The kernel's ruleset holds the mixed rule split by family (nft refused an IPv6 source in an ip set)."""
     rules = node(WEB).check_output("nft list table inet eterna_filter")
