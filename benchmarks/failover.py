@@ -7,13 +7,18 @@ numbered rows through the router (HAProxy, 127.0.0.1:5000), one connection per r
 its time and outcome. The fault hits the current leader; the script then measures:
 
 - RTO: seconds from the fault to the first commit acknowledged after it;
-- lost: acknowledged ids absent from the table afterwards (0 expected in synchronous mode);
-- failed and read-only: attempts that failed during the outage, and those refused as read-only.
+- lost: acknowledged ids absent from the table afterwards (the RPO in rows; 0 expected in synchronous mode);
+- failed and read-only: attempts that failed during the outage, and those refused as read-only;
+- writable: the most members found accepting writes at once while the fault lasted (docker exec, every ~0.5 s).
 
 Faults: kill (kill -9 of the leader's postmaster), switchover (planned, REST API), stop (docker stop of the leader's
-container), pause (docker pause: a frozen leader). Prints a table and the load average; asserts nothing.
+container), pause (docker pause: a frozen leader), partition (nftables in the leader's container drops every packet
+but loopback: molecule/patroni/files/eterna-partition). Each fault runs in synchronous mode, then asynchronous mode
+(`--mode sync` or `--mode async` for one): the script switches `synchronous_mode` in etcd with
+`patronictl edit-config` and puts the cluster's value back at the end (a converge does too). Prints a table and the
+load average; asserts nothing.
 
-    benchmarks/failover.py [FAULT ...]
+    benchmarks/failover.py [--mode sync|async|both] [FAULT ...]
 """
 
 # ruff: noqa: S608 - the SQL holds table names and ids this script generates, never input.
@@ -35,7 +40,11 @@ MEMBERS = ["patroni-db1", "patroni-db2", "patroni-db3"]
 CLIENT = "patroni-client"
 CA = "/etc/ssl/certs/ca-certificates.crt"
 LOG = "/root/bench-writer"
-FAULTS = ("kill", "switchover", "stop", "pause")
+FAULTS = ("kill", "switchover", "stop", "pause", "partition")
+PSQL_LOCAL = ["runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-c"]
+MODES = {"sync": True, "async": False}
+# Members cut off the network by the partition fault: patronictl there cannot reach etcd.
+ISOLATED: set[str] = set()
 
 
 def secret(purpose: str) -> str:
@@ -65,7 +74,7 @@ def running(host: str) -> bool:
 
 def members() -> list[dict]:
     for host in MEMBERS:
-        if not running(host):
+        if not running(host) or host in ISOLATED:
             continue
         res = subprocess.run(
             ["docker", "exec", host, "bash", "-c", "patronictl -c /etc/patroni/*-main.yml list -f json"],
@@ -143,6 +152,9 @@ def fault(kind: str, host: str) -> None:
         subprocess.run(["docker", "stop", "-t", "1", host], check=True, capture_output=True)
     elif kind == "pause":
         subprocess.run(["docker", "pause", host], check=True, capture_output=True)
+    elif kind == "partition":
+        ISOLATED.add(host)
+        sh(host, "eterna-partition on")
 
 
 def restore(kind: str, host: str) -> None:
@@ -150,23 +162,60 @@ def restore(kind: str, host: str) -> None:
         subprocess.run(["docker", "start", host], check=True, capture_output=True)
     elif kind == "pause":
         subprocess.run(["docker", "unpause", host], check=True, capture_output=True)
+    elif kind == "partition":
+        sh(host, "eterna-partition off")
+        ISOLATED.discard(host)
 
 
-def measure(kind: str) -> dict:
+def writable() -> int:
+    """How many members accept writes right now (a local psql through docker exec: no network needed)."""
+    count = 0
+    for host in MEMBERS:
+        if running(host):
+            res = subprocess.run(
+                ["docker", "exec", host, *PSQL_LOCAL, "SELECT pg_is_in_recovery()"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            count += res.returncode == 0 and res.stdout.strip() == "f"
+    return count
+
+
+def set_synchronous_mode(enabled: bool) -> None:
+    """Write synchronous_mode to the cluster's dynamic configuration (etcd) and wait until the leader applies it."""
+    host = next(h for h in MEMBERS if running(h) and h not in ISOLATED)
+    value = "true" if enabled else "false"
+    sh(host, f"patronictl -c /etc/patroni/*-main.yml edit-config --force -s synchronous_mode={value}")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        roles = [m["Role"] for m in members()]
+        if ("Sync Standby" in roles) == enabled:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"synchronous_mode={value} not applied: {members()}")
+
+
+def measure(kind: str, mode: str) -> dict:
     wait_healthy()
     old = leader()
-    table = f"bench_{kind}"
+    table = f"bench_{kind}_{mode}"
     start_writer(table)
     time.sleep(5)
     t0 = time.time()
     fault(kind, old)
-    # Wait for a commit after the fault, then let the writer run on the new leader a little.
+    # Wait for a commit after the fault, then let the writer run on the new leader a little; count the writable
+    # members all along.
     deadline = t0 + 300
     first_ok = None
+    most_writable = 0
     while time.time() < deadline and first_ok is None:
         time.sleep(0.5)
+        most_writable = max(most_writable, writable())
         first_ok = next((t for _, t, rc, _ in attempts() if t > t0 and rc == 0), None)
-    time.sleep(5)
+    settle = time.time() + 5
+    while time.time() < settle:
+        most_writable = max(most_writable, writable())
     sh(CLIENT, f"touch {LOG}.stop")
     time.sleep(2)
     rows = attempts()
@@ -176,6 +225,8 @@ def measure(kind: str) -> dict:
     during = [r for r in rows if r[1] > t0 and (first_ok is None or r[1] < first_ok)]
     return {
         "fault": kind,
+        "mode": mode,
+        "writable": most_writable,
         "old": old,
         "new": leader(),
         "rto": (first_ok - t0) if first_ok else None,
@@ -187,8 +238,13 @@ def measure(kind: str) -> dict:
 
 
 def main() -> int:
-    faults = sys.argv[1:] or list(FAULTS)
-    bad = [f for f in faults if f not in FAULTS]
+    args = sys.argv[1:]
+    modes = ["sync", "async"]
+    if args[:1] == ["--mode"] and len(args) > 1:
+        modes = list(MODES) if args[1] == "both" else [args[1]]
+        args = args[2:]
+    faults = args or list(FAULTS)
+    bad = [f for f in faults if f not in FAULTS] + [m for m in modes if m not in MODES]
     if bad or not all(running(h) for h in [*MEMBERS, CLIENT]):
         print(__doc__)
         return 2
@@ -196,22 +252,31 @@ def main() -> int:
     lead = sh(leader(), "hostname -I").split()[0]
     config = json.loads(sh(CLIENT, f"curl -s --cacert {CA} https://{lead}:8008/config"))
     load_before = os.getloadavg()
-    results = [measure(kind) for kind in faults]
+    results = []
+    try:
+        for mode in modes:
+            set_synchronous_mode(MODES[mode])
+            results += [measure(kind, mode) for kind in faults]
+    finally:
+        for host in list(ISOLATED):
+            restore("partition", host)
+        wait_healthy()
+        set_synchronous_mode(bool(config.get("synchronous_mode")))
     load_after = os.getloadavg()
     print(
         f"Patroni failover under a writer: ttl={config.get('ttl')} loop_wait={config.get('loop_wait')} "
-        f"retry_timeout={config.get('retry_timeout')} synchronous_mode={config.get('synchronous_mode')} "
-        f"primary_start_timeout={config.get('primary_start_timeout', 300)}"
+        f"retry_timeout={config.get('retry_timeout')} primary_start_timeout={config.get('primary_start_timeout', 300)}"
+        f" (the cluster's synchronous_mode={config.get('synchronous_mode')} is put back)"
     )
     print(
-        f"{'fault':<11} {'old leader':<12} {'new leader':<12} {'RTO s':>7} {'acked':>6} {'lost':>5} "
-        f"{'failed':>7} {'read-only':>9}"
+        f"{'mode':<6} {'fault':<11} {'old leader':<12} {'new leader':<12} {'RTO s':>7} {'acked':>6} {'lost':>5} "
+        f"{'failed':>7} {'read-only':>9} {'writable':>8}"
     )
     for r in results:
         rto = f"{r['rto']:.1f}" if r["rto"] is not None else "none"
         print(
-            f"{r['fault']:<11} {r['old']:<12} {r['new'] or '-':<12} {rto:>7} {r['acked']:>6} {r['lost']:>5} "
-            f"{r['failed']:>7} {r['read_only']:>9}"
+            f"{r['mode']:<6} {r['fault']:<11} {r['old']:<12} {r['new'] or '-':<12} {rto:>7} {r['acked']:>6} "
+            f"{r['lost']:>5} {r['failed']:>7} {r['read_only']:>9} {r['writable']:>8}"
         )
     print(
         f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "

@@ -2,8 +2,9 @@
 rejoins as a replica, and etcd and the REST API refuse unauthenticated clients.
 
 The tests run in file order: the checks of the healthy cluster first, then the faults (kill -9 of the leader's
-postmaster, a planned switchover, the leader's container stopped). Waits have generous deadlines so a loaded host
-does not fail them; failover times are measured by benchmarks/failover.py, never asserted here.
+postmaster, a planned switchover, the leader's container stopped, the leader cut off the network with nftables).
+Waits have generous deadlines so a loaded host does not fail them; failover times are measured by
+benchmarks/failover.py, never asserted here.
 """
 
 # ruff: noqa: S608 - the SQL is built from integers and identifiers the tests generate, never from input.
@@ -26,6 +27,8 @@ CLIENT = "patroni-client"
 MASTER_KEY = "4fdfdb9da08744734653f0afb7572f18f00923fa88ba3e943ada45facf1877ec"
 CA = "/etc/ssl/certs/ca-certificates.crt"
 WAIT = 240  # seconds: a liveness bound for a loaded host, not a performance figure
+# Members cut off the network: patronictl there cannot reach etcd, so the cluster is asked elsewhere.
+ISOLATED: set[str] = set()
 
 
 def password(purpose: str) -> str:
@@ -39,7 +42,7 @@ def patroni_config(host: str) -> str:
 def cluster(via: str | None = None) -> list[dict]:
     """patronictl's member list, asked on the first member that answers."""
     for host in [via] if via else MEMBERS:
-        if not running(host):
+        if not running(host) or host in ISOLATED:
             continue
         res = node(host).run(f"patronictl -c {patroni_config(host)} list -f json")
         if res.rc == 0:
@@ -370,3 +373,35 @@ def test_stopped_leader_container_fails_over_and_rejoins():
     wait_for(lambda: rejoined_as_replica(old), f"{old} rejoining as a replica")
     wait_for(lambda: same_timeline(old), f"{old} following the new timeline")
     wait_for(healthy_cluster, "a healthy cluster after the rejoin")
+
+
+def test_leader_cut_off_the_network_is_replaced_and_rejoins():
+    """nftables drops every packet in and out of the leader (its PostgreSQL, Patroni and etcd member): the members
+    that still hold etcd's majority elect the synchronous standby once the leader key expires; the isolated leader,
+    which can reach neither etcd nor the other members, demotes itself, so it never accepts writes beside the new
+    leader (watch_failover checks every second, through docker exec, which needs no network)."""
+    wait_for(healthy_cluster, "a healthy cluster")
+    old = leader()
+    start_writer("failover_partition")
+    since = node(old).check_output("date '+%Y-%m-%d %H:%M:%S'").strip()
+    node(old).check_output("eterna-partition on")
+    ISOLATED.add(old)
+    try:
+        # The cut is real: the client reaches neither the old leader's PostgreSQL nor its REST API.
+        assert node(CLIENT).run(f"curl -s --max-time 3 --cacert {CA} https://{address(old)}:8008/health").rc != 0
+        new = watch_failover(old, "failover_partition", expect_new_leader=True)
+        assert new != old
+        # Still cut off, the old leader no longer accepts writes (Patroni demoted it without etcd).
+        wait_for(lambda: old not in writable_members(), f"the isolated {old} refusing writes")
+        assert writable_members() == [new]
+        assert_no_acknowledged_write_lost("failover_partition")
+    finally:
+        node(old).run("eterna-partition off")
+        ISOLATED.discard(old)
+    wait_for(lambda: rejoined_as_replica(old), f"{old} rejoining as a replica")
+    wait_for(lambda: same_timeline(old), f"{old} following the new timeline")
+    wait_for(healthy_cluster, "a healthy cluster after the rejoin")
+    # Its demotion (a fast shutdown, whose checkpoint the others never received) diverged from the new timeline:
+    # Patroni rewound it with pg_rewind rather than cloning it again.
+    patroni_log = node(old).run(f"journalctl -u 'patroni@*' --since '{since}' --no-pager").stdout
+    assert "pg_rewind exit code=0" in patroni_log, patroni_log[-3000:]
