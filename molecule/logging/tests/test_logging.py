@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hmac
 import json
+import os
+import re
 import shlex
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
-from eterna_testinfra import node, secrets
+from eterna_testinfra import ROOT, ansible_env, node, secrets
 
 JOURNAL_UNITS = ["rsyslog", "eterna-log-retention", "nginx", "osmem"]
 JOURNAL_HOSTS = ["logging-central", "logging-client", "logging-store"]
@@ -433,3 +438,69 @@ def test_counters_reach_the_textfile_collector():
     wait_for(lambda: value(CLIENT, f"fwd-{CENTRAL}", "processed") > 0, what="the client's forwarder counter")
     wait_for(lambda: value(CENTRAL, "store", "processed") > 0, what="the central store action counter")
     assert value(CENTRAL, "store queue", "size") >= 0
+
+
+def test_tenant_erase_pseudonymises_the_archive_and_deletes_the_index(tmp_path: Path):
+    """Issue #20: playbooks/tenant_erase.yml on the logging hosts, with lines of two tenants whose ids overlap
+    (``<t>`` and ``<t>-b``) in the journal, the access log and a sealed day of the archive."""
+    gone = f"t{uuid.uuid4().hex[:8]}"
+    kept = f"{gone}-b"
+    central = node(CENTRAL)
+    for tenant in (gone, kept):
+        log(CLIENT, json.dumps({"level": "INFO", "message": f"booked for {tenant}", "tenant_id": tenant}), "eterna-api")
+        append(CLIENT, ACCESS_LOG, [json.dumps({"request_id": f"r-{tenant}", "tenant": tenant, "uri": f"/t/{tenant}"})])
+    wait_for(lambda: len(by_marker(gone)) >= 2 and len(by_marker(kept)) >= 2, what="both tenants' lines in the index")
+    wait_for(lambda: len(archive_lines(kept)) >= 2, what="both tenants' lines in the archive")
+    # A sealed older day holding both tenants (planted: the archive's own days are not old enough to be sealed).
+    old = today() - dt.timedelta(days=3)
+    sealed_dir = f"{ARCHIVE}/application/{CLIENT}"
+    sealed = f"{sealed_dir}/{old:%Y-%m-%d}.jsonl"
+    lines = [json.dumps({"message": f"older line of {t}", "json": {"tenant_id": t}}) for t in (gone, kept)]
+    central.check_output(f"printf '%s\\n' {' '.join(shlex.quote(line) for line in lines)} > {sealed}")
+    central.check_output("systemctl start eterna-log-retention.service")
+    assert central.file(f"{sealed_dir}/SHA256SUMS").contains(f"{old:%Y-%m-%d}.jsonl")
+
+    def erase(*extra: str) -> subprocess.CompletedProcess:
+        playbook = str(ROOT / "playbooks" / "tenant_erase.yml")
+        args = ["-e", f"tenant_erase_tenant={gone}", "-e", f"tenant_erase_record_dir={tmp_path}", *extra]
+        return subprocess.run(
+            ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook, *args],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            cwd=ROOT,
+            env=ansible_env(),
+        )
+
+    refused = erase("-e", f"tenant_erase_confirm={kept}")
+    assert refused.returncode != 0 and "No log line erased" in refused.stdout
+    assert len(archive_lines(gone)) >= 3
+    result = erase("-e", f"tenant_erase_confirm={gone}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    word = re.compile(r"(?<![A-Za-z0-9_-])" + re.escape(gone) + r"(?![A-Za-z0-9_-])")
+    archived = central.run(f"grep -rhF -- {shlex.quote(gone)} {ARCHIVE}/access {ARCHIVE}/application").stdout
+    assert not word.search(archived), "a line of the erased tenant is still in the archive"
+    assert not [d for d in by_marker(gone) if word.search(json.dumps(d))], "the erased tenant is still in the index"
+    # The other tenant is untouched in both.
+    tenants = [d["json"].get("tenant_id") or d["json"].get("tenant") for d in by_marker(kept) if "json" in d]
+    assert tenants.count(kept) >= 2
+    assert len(archive_lines(kept)) >= 3
+    # The pseudonym replaced the id, keyed with the derived key (not a hash anyone can recompute).
+    key = node(CLIENT).ansible.get_variables()["eterna_master_key"]
+    pseudonym_key = secrets().derive_secret(key, "logging/tenant_pseudonym").encode()
+    name = "tenant-" + hmac.new(pseudonym_key, gone.encode(), "sha256").hexdigest()[:16]
+    assert f"older line of {name}" in central.file(sealed).content_string
+    assert len(archive_lines(name)) >= 3
+    # The seal verifies, the retention job finds nothing tampered, and the rewrite is recorded without the id.
+    assert central.run(f"cd {sealed_dir} && sha256sum -c --quiet SHA256SUMS").rc == 0
+    assert central.run("/usr/bin/python3 /usr/local/lib/eterna/eterna_log_retention.py run").rc == 0
+    records = [json.loads(line) for line in central.file(f"{ARCHIVE}/RETENTION.log").content_string.splitlines()]
+    rewrites = [r for r in records if r["action"] == "pseudonymise" and r["pseudonym"] == name]
+    assert {r["file"] for r in rewrites} >= {sealed} and not word.search(json.dumps(records))
+    record = json.loads((tmp_path / f"{gone}-log-erasure-{CENTRAL}.json").read_text())
+    assert record["archive_lines"] >= 3 and record["index_documents"] >= 2 and record["problems"] == []
+    # rsyslog writes on into the rewritten files: a new line arrives.
+    after = f"after-erase-{uuid.uuid4().hex}"
+    log(CLIENT, json.dumps({"message": after, "tenant_id": kept}), "eterna-api")
+    wait_for(lambda: archive_lines(after), what="a line logged after the erasure in the archive")
+    central.check_output(f"rm -f {sealed} && sed -i '/{old:%Y-%m-%d}.jsonl/d' {sealed_dir}/SHA256SUMS")
