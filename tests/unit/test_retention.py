@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 
@@ -33,6 +34,8 @@ _SPAN_UNITS = {"d": 1, "day": 1, "days": 1, "w": 7, "week": 7, "weeks": 7, "mont
 _SPAN_RE = re.compile(r"^\s*([0-9]+)\s*([a-z]+)\s*$")
 _WEEKLY_RE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \*-\*-\* [0-9:]+$")
 _DAILY_RE = re.compile(r"^\*-\*-\* [0-9:]+$")
+# The only templated values the check renders: one class's period read from the table (with an optional default).
+_TABLE_REF = re.compile(r"\{\{ eterna_retention\.[a-z_]+\.days( \| default\([0-9]+\))? \}\}")
 
 
 def _load_generator():
@@ -103,6 +106,9 @@ def problems(table: Mapping[str, Any], lookup: Callable[[str], Any]) -> tuple[li
         for enforcer in applied:
             try:
                 value = lookup(enforcer["setting"])
+                # A mapping setting (rsyslog_retention_days): the entry of this class.
+                if "key" in enforcer:
+                    value = value[enforcer["key"]]
                 got = days_of(enforcer["unit"], value, lookup)
             except (KeyError, ValueError) as exc:
                 found.append(f"{name}: {enforcer['setting']}: {exc}")
@@ -115,10 +121,21 @@ def problems(table: Mapping[str, Any], lookup: Callable[[str], Any]) -> tuple[li
 
 
 def env_lookup(env: str) -> Callable[[str], Any]:
+    """Values of one environment's inventory, else the role default. A value templated from the retention table
+    itself (``{{ eterna_retention.<class>.days }}``: the job reads the table) is rendered against the inventory, so
+    the check still catches a setting that reads another class's period."""
     env_vars = GEN.inventory_vars(env)
+    jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - no HTML
+
+    def render(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: render(v) for k, v in value.items()}
+        if isinstance(value, str) and _TABLE_REF.fullmatch(value):
+            return jinja.from_string(value).render(env_vars)
+        return value
 
     def lookup(name: str) -> Any:
-        return env_vars[name] if name in env_vars else role_default(name)
+        return render(env_vars[name]) if name in env_vars else role_default(name)
 
     return lookup
 
@@ -260,3 +277,28 @@ def test_the_check_compares_days_after_a_contract():
     assert problems(table, {"app_retention_after_contract_days": 30}.__getitem__) == ([], set())
     found, _ = problems(table, {"app_retention_after_contract_days": 45}.__getitem__)
     assert found == ["application_data: table says 30 days, app_retention_after_contract_days=45 keeps 45"]
+
+
+def test_a_mapping_setting_is_read_by_its_key_and_a_wrong_class_is_caught():
+    table = {
+        "access_logs": {
+            "days": 14,
+            "enforced_by": [{"setting": "rsyslog_retention_days", "key": "access", "unit": "days"}],
+        },
+        "security_logs": {
+            "days": 30,
+            "enforced_by": [{"setting": "rsyslog_retention_days", "key": "security", "unit": "days"}],
+        },
+    }
+    settings = {"rsyslog_retention_days": {"access": 14, "security": 14}}
+    found, _ = problems(table, settings.__getitem__)
+    assert found == ["security_logs: table says 30 days, rsyslog_retention_days=14 keeps 14"]
+
+
+def test_the_log_archive_reads_each_class_period_from_the_table():
+    for env in ENVIRONMENTS:
+        days = env_lookup(env)("rsyslog_retention_days")
+        table = GEN.inventory_vars(env)["eterna_retention"]
+        for data_class, entry in [("access", "access_logs"), ("application", "application_logs"),
+                                  ("audit", "audit_trail"), ("security", "security_logs")]:  # fmt: skip
+            assert int(days[data_class]) == table[entry]["days"], (env, data_class)
