@@ -1,0 +1,119 @@
+"""Prometheus's configuration as data (filter_plugins/prometheus.py) and the platform's address rule
+(filter_plugins/platform.py). The monitoring and ipv6 scenarios load the rendered file into Prometheus and check
+that every target is scraped; these tests pin the shapes and the edge cases."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"eterna_filter_{name}", ROOT / "filter_plugins" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+platform = _load("platform")
+prom = _load("prometheus")
+
+HOSTVARS = {
+    "explicit": {"eterna_private_ip": "10.0.0.5", "ansible_facts": {"default_ipv4": {"address": "192.0.2.5"}}},
+    "facts": {"ansible_facts": {"default_ipv4": {"address": "192.0.2.6"}}, "ansible_host": "h.example"},
+    "host_only": {"ansible_host": "h7.example"},
+    "bare": {},
+    "v6": {"eterna_private_ip": "fd24:e7e4:6::11"},
+}
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("explicit", "10.0.0.5"),
+        ("facts", "192.0.2.6"),
+        ("host_only", "h7.example"),
+        ("bare", "bare"),
+        ("v6", "fd24:e7e4:6::11"),
+    ],
+)
+def test_private_address_order_of_preference(host, expected) -> None:
+    assert platform.private_address(host, HOSTVARS) == expected
+
+
+@pytest.mark.parametrize("host", ["missing", "", None])
+def test_private_address_refuses_unknown_hosts(host) -> None:
+    with pytest.raises(AnsibleFilterError, match="private_address"):
+        platform.private_address(host, HOSTVARS)
+
+
+def test_private_addresses_maps_every_host() -> None:
+    assert platform.private_addresses(["explicit", "v6"], HOSTVARS) == {
+        "explicit": "10.0.0.5",
+        "v6": "fd24:e7e4:6::11",
+    }
+
+
+ADDRESSES = {"db2": "10.0.0.12", "db1": "10.0.0.11", "app1": "fd24:e7e4:6::21", "edge": "edge.example"}
+GROUPS = {"all": ["db1", "db2", "app1", "edge"], "db": ["db2", "db1"], "app": ["app1"], "mq": []}
+
+
+def test_scrape_configs_follow_the_groups() -> None:
+    jobs = [
+        {"name": "node", "group": "all", "port": 9100},
+        {"name": "postgres", "group": "db", "port": 9187},
+        {"name": "rabbitmq", "group": "mq", "port": 15692},  # empty group: no job
+        {"name": "absent", "group": "nosuch", "port": 1},  # unknown group: no job
+        {"name": "app", "group": "app", "port": 8000, "scheme": "https", "path": "/m", "params": {"a": ["b"]}},
+    ]
+    configs = prom.prometheus_scrape_configs(jobs, GROUPS, ADDRESSES, "/ca.crt")
+    assert [c["job_name"] for c in configs] == ["node", "postgres", "app"]
+    node, postgres, app = configs
+    assert [s["targets"] for s in node["static_configs"]] == [
+        ["[fd24:e7e4:6::21]:9100"],
+        ["10.0.0.11:9100"],
+        ["10.0.0.12:9100"],
+        ["edge.example:9100"],
+    ]
+    assert postgres["static_configs"][0]["labels"] == {"host": "db1", "instance": "db1:9187"}
+    assert (postgres["scheme"], postgres["metrics_path"]) == ("http", "/metrics")
+    assert "tls_config" not in postgres and "params" not in postgres
+    assert app["tls_config"] == {"ca_file": "/ca.crt"}
+    assert (app["scheme"], app["metrics_path"], app["params"]) == ("https", "/m", {"a": ["b"]})
+
+
+def test_a_host_without_an_address_is_an_error() -> None:
+    with pytest.raises(AnsibleFilterError, match="no address for 'db3'"):
+        prom.prometheus_static_configs(["db3"], 9100, ADDRESSES)
+
+
+def test_probe_configs_leave_out_probes_without_targets() -> None:
+    probes = [
+        {"name": "blackbox_public", "module": "https_public", "targets": []},
+        {
+            "name": "blackbox_app_ready",
+            "module": "http_ready",
+            "targets": prom.prometheus_url_targets(["app1"], ADDRESSES, "http", 8000, "/health/ready"),
+        },
+        {
+            "name": "blackbox_tls",
+            "module": "tls_connect",
+            "targets": prom.prometheus_tls_targets(["db1.example:5432", "[fd24::9]:5671"]),
+        },
+    ]
+    configs = prom.prometheus_probe_configs(probes, "127.0.0.1:9115")
+    assert [c["job_name"] for c in configs] == ["blackbox_app_ready", "blackbox_tls"]
+    ready, tls = configs
+    assert ready["static_configs"] == [
+        {"targets": ["http://[fd24:e7e4:6::21]:8000/health/ready"], "labels": {"host": "app1"}}
+    ]
+    assert ready["params"] == {"module": ["http_ready"]}
+    assert [s["labels"]["host"] for s in tls["static_configs"]] == ["db1.example", "fd24::9"]
+    assert ready["relabel_configs"][-1] == {"target_label": "__address__", "replacement": "127.0.0.1:9115"}
