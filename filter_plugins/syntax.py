@@ -2,9 +2,10 @@
 
 A password, a host or an operator's value is data; each target syntax gives some of its characters a meaning
 (``/`` and ``@`` in a URL, ``$`` and `````` in an environment file, ``:`` in ``.pgpass``, a space in a libpq
-connection string).  One function per target syntax, each tested by parsing its output back with the consumer's
-own parser (tests/unit/test_syntax.py).  Every function refuses what its syntax cannot carry, naming the value's
-role, instead of writing something the consumer reads differently.
+connection string, ``"`` and ``$`` in nginx and rsyslog strings).  One function per target syntax, each tested by
+parsing its output back with the consumer's own parser (tests/unit/test_syntax.py; nginx and rsyslog strings:
+tests/unit/test_config_strings.py).  Every function refuses what its syntax cannot carry, naming the value's role,
+instead of writing something the consumer reads differently.
 
 All logic lives in plain, typed functions; ``FilterModule`` only maps the public names.
 """
@@ -226,6 +227,45 @@ def postgres_conf_string(value: Any, what: str = "value") -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+# --------------------------------------------------------------------------------------------------------------
+# nginx and rsyslog configuration strings
+
+
+def _no_controls(func: str, what: str, text: str) -> str:
+    bad = sorted({f"0x{ord(c):02x}" for c in text if ord(c) < 0x20 or ord(c) == 0x7F})
+    if bad:
+        raise _fail(func, f"{what} contains control characters ({', '.join(bad)})")
+    return text
+
+
+def nginx_string(value: Any, what: str = "value") -> str:
+    """A double-quoted nginx string for a directive that takes text (``add_header``, ``return``...).
+
+    nginx's configuration reader (ngx_conf_read_token) takes ``\\"`` and ``\\\\`` inside double quotes as the
+    character itself, and ``;``, ``{``, ``}``, ``#`` and spaces literally.  Values of these directives are then
+    compiled as "complex values": a ``$`` always starts a variable and nginx has no escape for it, so a value with
+    ``$`` is refused rather than expanded (``$remote_addr``) or refused by ``nginx -t`` (``$1x``).
+
+    Raises AnsibleFilterError for None, bools, non-strings, control characters (line breaks, NUL) and ``$``.
+    """
+    text = _no_controls("nginx_string", what, _text("nginx_string", what, value, allow_int=True))
+    if "$" in text:
+        raise _fail("nginx_string", f"{what} contains '$', which nginx reads as a variable (it has no escape for it)")
+    return '"' + re.sub(r'(["\\])', r"\\\1", text) + '"'
+
+
+def rsyslog_string(value: Any, what: str = "value") -> str:
+    """A double-quoted RainerScript string constant (rsyslog parameters ``pwd="..."`` and ``set`` values).
+
+    rsyslog's RainerScript docs, "String Constants": backslash escapes as in C; in double quotes an unescaped
+    ``$`` is a syntax error that stops rsyslog from starting.  So ``\\``, ``"`` and ``$`` are escaped.
+
+    Raises AnsibleFilterError for None, bools, non-strings and control characters (line breaks, NUL).
+    """
+    text = _no_controls("rsyslog_string", what, _text("rsyslog_string", what, value, allow_int=True))
+    return '"' + re.sub(r'(["\\$])', r"\\\1", text) + '"'
+
+
 class FilterModule:
     """Ansible filter entry point."""
 
@@ -242,4 +282,6 @@ class FilterModule:
             "pgpass_line": pgpass_line,
             "conninfo_quote": conninfo_quote,
             "postgres_conf_string": postgres_conf_string,
+            "nginx_string": nginx_string,
+            "rsyslog_string": rsyslog_string,
         }

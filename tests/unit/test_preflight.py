@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,8 +21,10 @@ PRODUCTION = {"eterna_env": "production"}
 
 
 def inventory(tmp_path: Path, group_vars: dict) -> Path:
-    """The production inventory's group_vars with a fresh vault, on two hosts of this machine (local connection):
-    h1 in every functional group, the backup repository on h2. ``group_vars`` override (a later file wins)."""
+    """The production inventory's group_vars with a fresh vault, on three hosts of this machine (local connection):
+    h1 in every functional group, the backup repository and the logs on h2, a second Patroni member on h3 (production
+    runs postgres_ha: patroni, whose preflight wants a member that is not synchronous), etcd on h1.
+    ``group_vars`` override (a later file wins)."""
     inv = tmp_path / "inventory"
     (inv / "group_vars" / "all").mkdir(parents=True)
     for source in (ROOT / "inventories" / "production" / "group_vars" / "all").glob("*.yml"):
@@ -30,14 +33,19 @@ def inventory(tmp_path: Path, group_vars: dict) -> Path:
     (inv / "group_vars" / "all" / "zz_test.yml").write_text(yaml.safe_dump(group_vars))
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     groups = {g: {"hosts": {"h1": {}}} for g in ["db", "cache", "mq", "objectstore", "app", "edge", "monitoring"]}
-    groups |= {"backup": {"hosts": {"h2": {}}}, "logging": {"hosts": {"h2": {}}}}
-    hosts = {"h1": host | {"eterna_private_ip": "10.0.0.11"}, "h2": host | {"eterna_private_ip": "10.0.0.12"}}
+    groups |= {"backup": {"hosts": {"h2": {}}}, "logging": {"hosts": {"h2": {}}}, "etcd": {"hosts": {"h1": {}}}}
+    groups["db"]["hosts"]["h3"] = {}
+    hosts = {f"h{i}": host | {"eterna_private_ip": f"10.0.0.1{i}"} for i in (1, 2, 3)}
     (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts, "children": groups}}))
     return inv / "hosts.yml"
 
 
-def run_playbook(tmp_path: Path, playbook: str, *args: str, **group_vars) -> subprocess.CompletedProcess[str]:
+def run_playbook(
+    tmp_path: Path, playbook: str, *args: str, _callback: str = "", **group_vars
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    if _callback:
+        env["ANSIBLE_STDOUT_CALLBACK"] = _callback
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(tmp_path / "facts")
     ansible = Path(sys.executable).with_name("ansible-playbook")
     return subprocess.run(
@@ -89,6 +97,20 @@ def test_staging_is_as_strict_as_production(tmp_path: Path) -> None:
     assert "eterna_master_key is a public key" in res.stdout
 
 
+# The plays of playbooks/preflight.yml: the only ones a refused site run may start.
+PREFLIGHT_PLAYS = [play["name"] for play in yaml.safe_load((ROOT / "playbooks" / "preflight.yml").read_text())]
+
+
+def _results(play: dict):
+    """(task name, host, result) for every host result of a play in ansible.posix.json's output, loop items too."""
+    for task in play["tasks"]:
+        for host, result in task["hosts"].items():
+            yield task["task"]["name"], host, result
+            for item in result.get("results", []) if isinstance(result.get("results"), list) else []:
+                if isinstance(item, dict):
+                    yield task["task"]["name"], host, item
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
@@ -99,15 +121,43 @@ def test_staging_is_as_strict_as_production(tmp_path: Path) -> None:
         ({"app_redis_password": "eterna2024!"}, "app_redis_password is weak"),
         ({"redis_port": "six"}, "argument 'redis_port' is of type str and we were unable to convert to int"),
         ({"base_ssh_allowed_sources": ["bastion"]}, "base_ssh_allowed_sources: 'bastion' is neither an IP address"),
+        # The ones the site preflight already refused: placeholder secrets, debug switches, the public lab key.
+        ({"grafana_admin_password": "changeme"}, "grafana_admin_password hold a placeholder value"),
+        ({"app_s3_secret_key": "secret"}, "app_s3_secret_key hold a placeholder value"),
+        ({"app_debug": True}, "app_debug is true"),
+        ({"eterna_master_key": LAB_KEY}, "eterna_master_key is a public key"),
+        # Strings the nginx and rsyslog templates quote (issue #24 section 1) and roles the preflight gained.
+        ({"nginx_csp": "default-src 'self' $host"}, "nginx_csp contains '$'"),
+        ({"rsyslog_environment": "prod\tx"}, "rsyslog_environment contains control characters (0x09)"),
+        ({"patroni_namespace": "eterna ha"}, "patroni_namespace may hold letters"),
+        # Issue #24 section 3: limits that disagree across layers.
+        (
+            {"nginx_upload_max_body_size": "2g"},
+            "nginx_upload_max_body_size of h1 (2g) differs from app_upload_max_bytes",
+        ),
+        (
+            {"rabbitmq_consumer_timeout_ms": 600000},
+            "rabbitmq_consumer_timeout_ms (600000) must be above the app's task",
+        ),
     ],
 )
 def test_site_run_refuses_before_any_change(tmp_path: Path, extra: dict, expected: str) -> None:
-    """The whole site run (in check mode, on this machine) stops in the preflight: no phase play starts."""
-    res = run_playbook(tmp_path, "site.yml", "--check", **(PRODUCTION | extra))
-    assert res.returncode != 0
-    assert expected in res.stdout, res.stdout[-3000:]
-    assert "PLAY [Apply the baseline to every host]" not in res.stdout
-    assert "changed=0" in res.stdout and "changed=1" not in res.stdout
+    """The whole site run stops in the preflight with the variable named: no phase play starts, nothing changes.
+
+    Run in check mode on this machine (a regression must not apply phase 0 to the test host), with the JSON callback,
+    so the assertions read the plays and task results themselves rather than the screen.
+    """
+    res = run_playbook(tmp_path, "site.yml", "--check", _callback="ansible.posix.json", **(PRODUCTION | extra))
+    assert res.returncode != 0, res.stdout[-3000:]
+    out = json.loads(res.stdout)
+    plays = [play["play"]["name"] for play in out["plays"]]
+    assert plays and set(plays) <= set(PREFLIGHT_PLAYS), f"plays started besides the preflight: {plays}"
+    results = [r for play in out["plays"] for r in _results(play)]
+    failed = [(task, host, str(r.get("msg", ""))) for task, host, r in results if r.get("failed")]
+    assert any(expected in msg for _, _, msg in failed), failed
+    assert not [(task, host) for task, host, r in results if r.get("changed")]
+    assert all(stats["changed"] == 0 for stats in out["stats"].values()), out["stats"]
+    assert any(stats["failures"] > 0 for stats in out["stats"].values()), out["stats"]
 
 
 def test_strong_operator_password_passes(tmp_path: Path) -> None:

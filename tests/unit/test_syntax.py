@@ -449,4 +449,6 @@ def test_filter_module_maps_every_helper():
         "pgpass_line",
         "conninfo_quote",
         "postgres_conf_string",
+        "nginx_string",
+        "rsyslog_string",
     }
