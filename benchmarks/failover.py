@@ -6,7 +6,9 @@ Runs against the containers of the molecule `patroni` scenario (converge it firs
 numbered rows through the router (HAProxy, 127.0.0.1:5000), one connection per row, and logs every attempt with
 its time and outcome. The fault hits the current leader; the script then measures:
 
-- RTO: seconds from the fault to the first commit acknowledged after it;
+- RTO: seconds from the fault to the first acknowledged commit among those started once the fault was in effect (a
+  commit already in flight when the fault hits does not count; the RTO includes the fault command's own duration,
+  the switchover's for a switchover);
 - lost: acknowledged ids absent from the table afterwards (the RPO in rows; 0 expected in synchronous mode);
 - failed and read-only: attempts that failed during the outage, and those refused as read-only;
 - writable: the most members found accepting writes at once while the fault lasted (docker exec, every ~0.5 s).
@@ -76,12 +78,15 @@ def members() -> list[dict]:
     for host in MEMBERS:
         if not running(host) or host in ISOLATED:
             continue
-        res = subprocess.run(
-            ["docker", "exec", host, "bash", "-c", "patronictl -c /etc/patroni/*-main.yml list -f json"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        try:
+            res = subprocess.run(
+                ["docker", "exec", host, "bash", "-c", "patronictl -c /etc/patroni/*-main.yml list -f json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired:  # a loaded host: ask the next member
+            continue
         if res.returncode == 0:
             return json.loads(res.stdout)
     return []
@@ -94,8 +99,16 @@ def leader() -> str | None:
 def wait_healthy(timeout: float = 300) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
+        # Replicas replicating on the leader's timeline with a known lag: a demoted leader runs before its rewind
+        # too, and a fault during that rewind would break it (the next fault must wait for it).
         ms = members()
-        if len(ms) == 3 and all(m["State"] in ("running", "streaming") for m in ms) and leader():
+        leaders = [m for m in ms if m["Role"] == "Leader" and m["State"] == "running"]
+        if (
+            len(ms) == 3
+            and len(leaders) == 1
+            and all(m["State"] in ("running", "streaming") and m.get("TL") == leaders[0].get("TL") for m in ms)
+            and all(isinstance(m.get("Lag in MB"), (int, float)) for m in ms if m is not leaders[0])
+        ):
             return
         time.sleep(1)
     raise RuntimeError(f"the cluster is not healthy: {members()}")
@@ -121,10 +134,10 @@ def psql(statement: str, attempts: int = 60) -> str:
 def start_writer(table: str) -> None:
     psql(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int PRIMARY KEY)")
     loop = (
-        f"rm -f {LOG}.*; i=0; while [ ! -e {LOG}.stop ]; do i=$((i+1)); "
+        f"rm -f {LOG}.*; i=0; while [ ! -e {LOG}.stop ]; do i=$((i+1)); start=$(date +%s.%N); "
         f"err=$(psql -X -q 'host=127.0.0.1 port=5000 dbname=eterna user=eterna sslmode=verify-full sslrootcert={CA} "
         f"connect_timeout=2' -c 'INSERT INTO {table} VALUES ('$i')' 2>&1 >/dev/null); rc=$?; "
-        f'ro=0; case "$err" in *read-only*) ro=1;; esac; echo "$i $(date +%s.%N) $rc $ro" >> {LOG}.log; '
+        f'ro=0; case "$err" in *read-only*) ro=1;; esac; echo "$i $start $(date +%s.%N) $rc $ro" >> {LOG}.log; '
         f"sleep 0.05; done"
     )
     subprocess.Popen(
@@ -132,13 +145,14 @@ def start_writer(table: str) -> None:
     )
 
 
-def attempts() -> list[tuple[int, float, int, int]]:
+def attempts() -> list[tuple[int, float, float, int, int]]:
+    """The writer's attempts: (id, start, end, psql exit code, 1 if refused as read-only)."""
     out = sh(CLIENT, f"cat {LOG}.log", check=False)
     rows = []
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 4:
-            rows.append((int(parts[0]), float(parts[1]), int(parts[2]), int(parts[3])))
+        if len(parts) == 5:
+            rows.append((int(parts[0]), float(parts[1]), float(parts[2]), int(parts[3]), int(parts[4])))
     return rows
 
 
@@ -204,6 +218,7 @@ def measure(kind: str, mode: str) -> dict:
     time.sleep(5)
     t0 = time.time()
     fault(kind, old)
+    t1 = time.time()
     # Wait for a commit after the fault, then let the writer run on the new leader a little; count the writable
     # members all along.
     deadline = t0 + 300
@@ -212,7 +227,7 @@ def measure(kind: str, mode: str) -> dict:
     while time.time() < deadline and first_ok is None:
         time.sleep(0.5)
         most_writable = max(most_writable, writable())
-        first_ok = next((t for _, t, rc, _ in attempts() if t > t0 and rc == 0), None)
+        first_ok = next((end for _, start, end, rc, _ in attempts() if start > t1 and rc == 0), None)
     settle = time.time() + 5
     while time.time() < settle:
         most_writable = max(most_writable, writable())
@@ -220,9 +235,9 @@ def measure(kind: str, mode: str) -> dict:
     time.sleep(2)
     rows = attempts()
     restore(kind, old)
-    acked = {i for i, _, rc, _ in rows if rc == 0}
+    acked = {i for i, _, _, rc, _ in rows if rc == 0}
     present = {int(v) for v in psql(f"SELECT id FROM {table}").split()}
-    during = [r for r in rows if r[1] > t0 and (first_ok is None or r[1] < first_ok)]
+    during = [r for r in rows if r[2] > t0 and (first_ok is None or r[2] < first_ok)]
     return {
         "fault": kind,
         "mode": mode,
@@ -232,8 +247,8 @@ def measure(kind: str, mode: str) -> dict:
         "rto": (first_ok - t0) if first_ok else None,
         "acked": len(acked),
         "lost": len(acked - present),
-        "failed": sum(r[2] != 0 for r in during),
-        "read_only": sum(r[3] for r in rows),
+        "failed": sum(r[3] != 0 for r in during),
+        "read_only": sum(r[4] for r in rows),
     }
 
 
@@ -252,17 +267,6 @@ def main() -> int:
     lead = sh(leader(), "hostname -I").split()[0]
     config = json.loads(sh(CLIENT, f"curl -s --cacert {CA} https://{lead}:8008/config"))
     load_before = os.getloadavg()
-    results = []
-    try:
-        for mode in modes:
-            set_synchronous_mode(MODES[mode])
-            results += [measure(kind, mode) for kind in faults]
-    finally:
-        for host in list(ISOLATED):
-            restore("partition", host)
-        wait_healthy()
-        set_synchronous_mode(bool(config.get("synchronous_mode")))
-    load_after = os.getloadavg()
     print(
         f"Patroni failover under a writer: ttl={config.get('ttl')} loop_wait={config.get('loop_wait')} "
         f"retry_timeout={config.get('retry_timeout')} primary_start_timeout={config.get('primary_start_timeout', 300)}"
@@ -270,14 +274,27 @@ def main() -> int:
     )
     print(
         f"{'mode':<6} {'fault':<11} {'old leader':<12} {'new leader':<12} {'RTO s':>7} {'acked':>6} {'lost':>5} "
-        f"{'failed':>7} {'read-only':>9} {'writable':>8}"
+        f"{'failed':>7} {'read-only':>9} {'writable':>8} {'load':>5}",
+        flush=True,
     )
-    for r in results:
-        rto = f"{r['rto']:.1f}" if r["rto"] is not None else "none"
-        print(
-            f"{r['mode']:<6} {r['fault']:<11} {r['old']:<12} {r['new'] or '-':<12} {rto:>7} {r['acked']:>6} "
-            f"{r['lost']:>5} {r['failed']:>7} {r['read_only']:>9} {r['writable']:>8}"
-        )
+    try:
+        for mode in modes:
+            set_synchronous_mode(MODES[mode])
+            for kind in faults:
+                r = measure(kind, mode)
+                rto = f"{r['rto']:.1f}" if r["rto"] is not None else "none"
+                load = os.getloadavg()[0]
+                print(
+                    f"{r['mode']:<6} {r['fault']:<11} {r['old']:<12} {r['new'] or '-':<12} {rto:>7} {r['acked']:>6} "
+                    f"{r['lost']:>5} {r['failed']:>7} {r['read_only']:>9} {r['writable']:>8} {load:>5.1f}",
+                    flush=True,
+                )
+    finally:
+        for host in list(ISOLATED):
+            restore("partition", host)
+        wait_healthy()
+        set_synchronous_mode(bool(config.get("synchronous_mode")))
+    load_after = os.getloadavg()
     print(
         f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
         f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} ({os.cpu_count()} CPUs)"

@@ -104,11 +104,15 @@ def writable_members() -> list[str]:
 
 
 def healthy_cluster() -> bool:
+    """Three members, one running leader, and every replica replicating on the leader's timeline with a known lag
+    (Patroni 4 says "streaming", 3.0 "running"; a demoted leader also runs before its rewind, on its old timeline)."""
     members = cluster()
+    leaders = [m for m in members if m["Role"] == "Leader" and m["State"] == "running"]
     return (
         len(members) == 3
-        and sum(m["Role"] == "Leader" and m["State"] == "running" for m in members) == 1
-        and all(m["State"] in ("streaming", "running") for m in members)
+        and len(leaders) == 1
+        and all(m["State"] in ("streaming", "running") and m.get("TL") == leaders[0].get("TL") for m in members)
+        and all(isinstance(m.get("Lag in MB"), (int, float)) for m in members if m is not leaders[0])
     )
 
 
