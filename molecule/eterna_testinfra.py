@@ -259,8 +259,9 @@ def assert_lynis_report(host, name: str, capsys) -> None:
     tests = int(re.search(r"^lynis_tests_done=(\d+)$", report, re.M).group(1))
     warnings = re.findall(r"^warning\[\]=(.*)$", report, re.M)
     suggestions = re.findall(r"^suggestion\[\]=([^|]+\|[^|]+)", report, re.M)
+    version = (re.search(r"^lynis_version=(.*)$", report, re.M) or [None, "?"])[1]
     with capsys.disabled():
-        print(f"\nLynis {name}: hardening index {index} ({tests} tests), {len(warnings)} warnings")
+        print(f"\nLynis {version} {name}: hardening index {index} ({tests} tests), {len(warnings)} warnings")
         for s in suggestions:
             print(f"  suggestion {s}")
     assert not warnings, warnings
