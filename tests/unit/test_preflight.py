@@ -130,6 +130,7 @@ def _results(play: dict):
         ({"nginx_csp": "default-src 'self' $host"}, "nginx_csp contains '$'"),
         ({"rsyslog_environment": "prod\tx"}, "rsyslog_environment contains control characters (0x09)"),
         ({"patroni_namespace": "eterna ha"}, "patroni_namespace may hold letters"),
+        ({"eterna_elk_enabled": True}, "elasticsearch_deb_sha256 must be the pinned SHA-256 of the package"),
         # Issue #24 section 3: limits that disagree across layers.
         (
             {"nginx_upload_max_body_size": "2g"},
@@ -169,3 +170,24 @@ def test_lab_does_not_score_passwords(tmp_path: Path) -> None:
     weak = {"grafana_admin_password": "Password1"}
     res = run_preflight(tmp_path, eterna_env="lab", eterna_master_key=LAB_KEY, **weak)
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_preflight_covers_every_role() -> None:
+    """Every role a service play runs has its argument spec (and preflight tasks) checked by the site preflight."""
+    play = next(
+        p
+        for p in yaml.safe_load((ROOT / "playbooks" / "preflight.yml").read_text())
+        if "vars" in p and "_preflight_group_roles" in p["vars"]
+    )
+    listed = json.dumps(play["vars"]["_preflight_group_roles"])
+    roles = {
+        p.parent.parent.name
+        for p in (ROOT / "roles").glob("*/meta/argument_specs.yml")
+        if not p.parent.parent.name.startswith("_") and p.parent.parent.name != "lab_container"
+    }
+    # The object store is chosen by objectstore_backend (seaweedfs or minio).
+    if "objectstore_backend" in listed:
+        roles -= {"minio"}
+    assert (
+        sorted(r for r in roles if f"'{r}'" not in listed and f'"{r}"' not in listed and r not in listed.split()) == []
+    )
