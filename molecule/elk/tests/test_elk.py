@@ -170,10 +170,14 @@ def test_access_log_fields_are_typed_by_the_pipeline():
     assert code == 200 and "integer" in json.dumps(mapping)
 
 
-def test_logstash_refuses_a_client_without_a_certificate():
-    probe = f"timeout 10 openssl s_client -quiet -connect {LOGGING}:5514 -CAfile {CA} 2>&1"
-    out = node(PROBE).run(f"echo '{{}}' | {probe}")
-    assert "alert" in out.stdout.lower() or "error" in out.stdout.lower(), out.stdout
+def test_logstash_requires_a_client_certificate_from_the_internal_ca():
+    base = f"timeout 10 openssl s_client -quiet -connect {LOGGING}:5514 -CAfile {CA}"
+    refused = node(CLIENT).run(f"echo '{{}}' | {base} 2>&1")
+    assert "alert" in refused.stdout.lower(), refused.stdout
+    # Control: the host's CA-signed certificate is accepted, so the refusal above is the certificate's.
+    tls = "/etc/rsyslog.d/tls"
+    accepted = node(CLIENT).run(f"echo '{{}}' | {base} -cert {tls}/rsyslog.crt -key {tls}/rsyslog.key 2>&1")
+    assert "alert" not in accepted.stdout.lower() and "error" not in accepted.stdout.lower(), accepted.stdout
 
 
 def test_retention_deletes_only_indices_past_their_class_period():
