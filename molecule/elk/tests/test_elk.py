@@ -100,8 +100,12 @@ def test_elasticsearch_answers_over_tls_only_with_valid_credentials():
     assert call(ES + "/", auth=("elastic", "wrong-password-0123456789"))[0] == 401
     code, answer = es("/")
     assert code == 200 and answer["cluster_name"] == "eterna-logs", answer
-    # No plain HTTP on the port.
-    assert node(PROBE).run(f"curl -s --max-time 10 http://{LOGGING}:9200/").stdout.find("cluster_name") == -1
+    # No plain HTTP on the port: the connection ends without an HTTP answer (code 000), even with credentials.
+    user, password = elastic()
+    plain = node(PROBE).run(
+        f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 -u {user}:{password} http://{LOGGING}:9200/"
+    )
+    assert plain.stdout.strip() == "000", plain.stdout
 
 
 def test_every_builtin_user_has_its_derived_password():
