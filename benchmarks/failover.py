@@ -160,7 +160,9 @@ def fault(kind: str, host: str) -> None:
     if kind == "kill":
         sh(host, "kill -9 $(head -1 /var/lib/postgresql/*/main/postmaster.pid)")
     elif kind == "switchover":
-        candidate = next(m["Member"] for m in members() if m["Role"] != "Leader")
+        # In synchronous mode Patroni hands over only to the synchronous standby.
+        others = sorted((m for m in members() if m["Role"] != "Leader"), key=lambda m: m["Role"] != "Sync Standby")
+        candidate = others[0]["Member"]
         sh(host, f"patronictl -c /etc/patroni/*-main.yml switchover --leader {host} --candidate {candidate} --force")
     elif kind == "stop":
         subprocess.run(["docker", "stop", "-t", "1", host], check=True, capture_output=True)
