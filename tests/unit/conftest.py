@@ -1,6 +1,22 @@
-"""Shared settings of the unit tests that run ansible-playbook on the controller."""
+"""Shared settings and fixtures of the unit tests."""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def backup_tool() -> ModuleType:
+    """The backup role's tool (roles/backup/files/eterna_backup.py) imported as a module."""
+    spec = importlib.util.spec_from_file_location("eterna_backup", ROOT / "roles/backup/files/eterna_backup.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

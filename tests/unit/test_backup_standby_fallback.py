@@ -3,25 +3,10 @@ from the primary with a warning instead of failing; other failures still fail.""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "backup" / "files" / "eterna-backup"
 
-
-@pytest.fixture(scope="module")
-def tool():
-    loader = importlib.machinery.SourceFileLoader("eterna_backup_tool", str(SCRIPT))
-    spec = importlib.util.spec_from_loader("eterna_backup_tool", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-def fake_pgbackrest(tool, outcomes):
+def fake_pgbackrest(backup_tool, outcomes):
     calls = []
 
     def run(cfg, *args, **kw):
@@ -40,45 +25,49 @@ NO_STANDBY = (
 )
 
 
-def test_no_standby_falls_back_to_the_primary_with_a_warning(tool, monkeypatch, capsys):
-    run, calls = fake_pgbackrest(tool, [tool.JobError(NO_STANDBY), "INFO: backup command end: completed\n"])
-    monkeypatch.setattr(tool, "pgbackrest", run)
-    warnings = tool.backup_with_standby_fallback({"backup_standby": True}, "full")
+def test_no_standby_falls_back_to_the_primary_with_a_warning(backup_tool, monkeypatch, capsys):
+    run, calls = fake_pgbackrest(
+        backup_tool, [backup_tool.JobError(NO_STANDBY), "INFO: backup command end: completed\n"]
+    )
+    monkeypatch.setattr(backup_tool, "pgbackrest", run)
+    warnings = backup_tool.backup_with_standby_fallback({"backup_standby": True}, "full")
     assert calls == [("backup", "--type=full"), ("backup", "--type=full", "--backup-standby=n")]
     assert warnings and "from the primary" in warnings[0]
     assert "WARNING" in capsys.readouterr().out
 
 
-def test_pgbackrest_prefer_warning_is_reported(tool, monkeypatch):
+def test_pgbackrest_prefer_warning_is_reported(backup_tool, monkeypatch):
     out = "P00   WARN: unable to find a standby to perform the backup, using primary instead\n"
-    run, calls = fake_pgbackrest(tool, [out])
-    monkeypatch.setattr(tool, "pgbackrest", run)
-    warnings = tool.backup_with_standby_fallback({"backup_standby": True}, "incr")
+    run, calls = fake_pgbackrest(backup_tool, [out])
+    monkeypatch.setattr(backup_tool, "pgbackrest", run)
+    warnings = backup_tool.backup_with_standby_fallback({"backup_standby": True}, "incr")
     assert len(calls) == 1
     assert warnings == ["unable to find a standby to perform the backup, using primary instead"]
 
 
-def test_other_failures_still_fail(tool, monkeypatch):
-    run, calls = fake_pgbackrest(tool, [tool.JobError("ERROR: [082]: WAL segment was not archived before timeout")])
-    monkeypatch.setattr(tool, "pgbackrest", run)
-    with pytest.raises(tool.JobError, match="not archived"):
-        tool.backup_with_standby_fallback({"backup_standby": True}, "full")
-    assert len(calls) == 1
-
-
-def test_without_a_configured_standby_nothing_is_retried(tool, monkeypatch):
-    run, calls = fake_pgbackrest(tool, [tool.JobError(NO_STANDBY)])
-    monkeypatch.setattr(tool, "pgbackrest", run)
-    with pytest.raises(tool.JobError):
-        tool.backup_with_standby_fallback({"backup_standby": False}, "full")
-    assert len(calls) == 1
-
-
-def test_a_failing_primary_fails_the_backup(tool, monkeypatch):
+def test_other_failures_still_fail(backup_tool, monkeypatch):
     run, calls = fake_pgbackrest(
-        tool, [tool.JobError(NO_STANDBY), tool.JobError("ERROR: [056]: unable to find primary")]
+        backup_tool, [backup_tool.JobError("ERROR: [082]: WAL segment was not archived before timeout")]
     )
-    monkeypatch.setattr(tool, "pgbackrest", run)
-    with pytest.raises(tool.JobError, match="unable to find primary"):
-        tool.backup_with_standby_fallback({"backup_standby": True}, "full")
+    monkeypatch.setattr(backup_tool, "pgbackrest", run)
+    with pytest.raises(backup_tool.JobError, match="not archived"):
+        backup_tool.backup_with_standby_fallback({"backup_standby": True}, "full")
+    assert len(calls) == 1
+
+
+def test_without_a_configured_standby_nothing_is_retried(backup_tool, monkeypatch):
+    run, calls = fake_pgbackrest(backup_tool, [backup_tool.JobError(NO_STANDBY)])
+    monkeypatch.setattr(backup_tool, "pgbackrest", run)
+    with pytest.raises(backup_tool.JobError):
+        backup_tool.backup_with_standby_fallback({"backup_standby": False}, "full")
+    assert len(calls) == 1
+
+
+def test_a_failing_primary_fails_the_backup(backup_tool, monkeypatch):
+    run, calls = fake_pgbackrest(
+        backup_tool, [backup_tool.JobError(NO_STANDBY), backup_tool.JobError("ERROR: [056]: unable to find primary")]
+    )
+    monkeypatch.setattr(backup_tool, "pgbackrest", run)
+    with pytest.raises(backup_tool.JobError, match="unable to find primary"):
+        backup_tool.backup_with_standby_fallback({"backup_standby": True}, "full")
     assert len(calls) == 2

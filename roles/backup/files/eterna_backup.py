@@ -695,6 +695,10 @@ def cmd_objectstore_restore(cfg: dict[str, Any], args: argparse.Namespace) -> No
 
 
 def cmd_ssh_gate(cfg: dict[str, Any], args: argparse.Namespace) -> None:
+    """The backup key's forced command: serve ``export ITEM`` or ``pg-manifest POINT`` through sudo, nothing else.
+
+    :raises JobError: for any other SSH_ORIGINAL_COMMAND (the refusal reaches the backup host's log).
+    """
     words = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()
     if len(words) < 2 or words[0] not in ("export", "pg-manifest"):
         raise JobError("refused: only `export ITEM` and `pg-manifest POINT` are served")
@@ -704,6 +708,8 @@ def cmd_ssh_gate(cfg: dict[str, Any], args: argparse.Namespace) -> None:
         raise JobError(f"refused: unknown export {words[1:]}")
     if words[1] == "pg-manifest" and (len(words) != 3 or not POINT_RE.match(words[2])):
         raise JobError("refused: pg-manifest needs a restore point name")
+    if words[1] != "pg-manifest" and len(words) != 2:
+        raise JobError(f"refused: export {words[1]} takes no argument")
     sys.stdout.flush()
     os.execv("/usr/bin/sudo", ["sudo", "-n", "/usr/local/sbin/eterna-backup", *words])  # noqa: S606 - validated argv
 
