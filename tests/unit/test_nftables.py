@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +20,9 @@ _spec = importlib.util.spec_from_file_location("eterna_filter_syntax_nft", REPO_
 assert _spec is not None and _spec.loader is not None
 syn = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(syn)
+
+
+BASE_VARS = yaml.safe_load((REPO_ROOT / "roles/base/vars/main.yml").read_text())
 
 
 def render(ssh_sources: list[str], app_ips: list[str], extra_from: list[str]) -> str:
@@ -44,6 +48,7 @@ def render(ssh_sources: list[str], app_ips: list[str], extra_from: list[str]) ->
         base_ssh_allowed_sources=ssh_sources,
         base_ssh_port=22,
         base_firewall_log_drops=True,
+        _base_nftables_table=BASE_VARS["_base_nftables_table"],
     )
 
 
