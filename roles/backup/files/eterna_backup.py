@@ -60,6 +60,14 @@ WHERE c.relkind = 'r' AND c.relpersistence = 'p'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
 ORDER BY 1
 """
+# The same tables as (schema, name), for statements that take identifiers (psycopg2.sql.Identifier quotes them).
+TABLE_IDENTIFIERS_SQL = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
+ORDER BY 1, 2
+"""
 
 
 class JobError(RuntimeError):
@@ -229,12 +237,15 @@ def table_stats(conn: Any) -> dict[str, Any]:
         rows, checksum = cur.fetchone()
         out["tables"][name] = {"rows": rows, "checksum": checksum}
     cur.execute(
-        "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables "
+        "SELECT table_schema, table_name FROM information_schema.tables "
         "WHERE table_name = 'alembic_version' ORDER BY table_schema = 'public' DESC LIMIT 1"
     )
     row = cur.fetchone()
     if row:
-        cur.execute(f"SELECT string_agg(version_num, ',' ORDER BY version_num) FROM {row[0]}")  # noqa: S608
+        from psycopg2 import sql
+
+        query = sql.SQL("SELECT string_agg(version_num, ',' ORDER BY version_num) FROM {}")
+        cur.execute(query.format(sql.Identifier(row[0], row[1])))
         out["alembic_revision"] = cur.fetchone()[0]
     return out
 
@@ -247,7 +258,7 @@ def cmd_pg_manifest(cfg: dict[str, Any], args: argparse.Namespace) -> None:
     imported snapshot while the application writes again.
     """
     import psycopg2
-    from psycopg2 import errors, extensions
+    from psycopg2 import errors, extensions, sql
 
     if not POINT_RE.match(args.point):
         raise JobError(f"bad restore point name {args.point!r}")
@@ -263,10 +274,10 @@ def cmd_pg_manifest(cfg: dict[str, Any], args: argparse.Namespace) -> None:
             for db in dbs:
                 conn = holders[db] = connect(db)
                 cur = conn.cursor()
-                cur.execute(TABLES_SQL)
-                names = [r[0] for r in cur.fetchall()]
-                if names:
-                    cur.execute(f"LOCK TABLE {', '.join(names)} IN SHARE MODE NOWAIT")
+                cur.execute(TABLE_IDENTIFIERS_SQL)
+                tables = [sql.Identifier(schema, name) for schema, name in cur.fetchall()]
+                if tables:
+                    cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE NOWAIT").format(sql.SQL(", ").join(tables)))
             break
         except errors.LockNotAvailable:
             for conn in holders.values():
