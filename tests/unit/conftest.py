@@ -9,14 +9,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def backup_tool() -> ModuleType:
-    """The backup role's tool (roles/backup/files/eterna_backup.py) imported as a module."""
-    spec = importlib.util.spec_from_file_location("eterna_backup", ROOT / "roles/backup/files/eterna_backup.py")
+def load_file(relative: str, name: str) -> ModuleType:
+    """Import the Python file at ``relative`` (from the repository root) as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def backup_tool() -> ModuleType:
+    """The backup role's tool (roles/backup/files/eterna_backup.py) imported as a module."""
+    return load_file("roles/backup/files/eterna_backup.py", "eterna_backup")
+
+
+@pytest.fixture(scope="session")
+def s3admin() -> ModuleType:
+    """The SeaweedFS role's bucket helper (roles/seaweedfs/files/s3admin.py) imported as a module."""
+    return load_file("roles/seaweedfs/files/s3admin.py", "s3admin")
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,8 @@ none at all that change anything in check mode. The molecule seaweedfs scenario 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from botocore.stub import Stubber
@@ -22,15 +20,6 @@ POLICY = json.dumps(
         "Statement": [{"Effect": "Deny", "Principal": "*", "Action": ["s3:PutBucketPolicy"], "Resource": "*"}],
     }
 )
-
-
-@pytest.fixture(scope="module")
-def s3admin() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("s3admin", ROOT / "roles/seaweedfs/files/s3admin.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
