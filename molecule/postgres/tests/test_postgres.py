@@ -187,6 +187,11 @@ def test_exporter_reports_up_from_the_client_only_on_the_private_address():
         ("/etc/postgresql/tls/postgres.crt", "root", "postgres", 0o644),
         ("/etc/default/prometheus-postgres-exporter", "root", "prometheus", 0o640),
         ("{conf}/pg_hba.conf", "postgres", "postgres", 0o640),
+        # Lynis DBS-1828: no configuration file of the cluster readable by other users.
+        *[
+            (f"{{conf}}/{name}", "postgres", "postgres", 0o640)
+            for name in ("postgresql.conf", "conf.d/00-eterna.conf", "pg_ctl.conf", "pg_ident.conf", "start.conf", "environment")
+        ],
     ],
 )
 def test_secret_file_modes(path, owner, group, mode):
