@@ -190,7 +190,14 @@ def test_exporter_reports_up_from_the_client_only_on_the_private_address():
         # Lynis DBS-1828: no configuration file of the cluster readable by other users.
         *[
             (f"{{conf}}/{name}", "postgres", "postgres", 0o640)
-            for name in ("postgresql.conf", "conf.d/00-eterna.conf", "pg_ctl.conf", "pg_ident.conf", "start.conf", "environment")
+            for name in (
+                "postgresql.conf",
+                "conf.d/00-eterna.conf",
+                "pg_ctl.conf",
+                "pg_ident.conf",
+                "start.conf",
+                "environment",
+            )
         ],
     ],
 )
