@@ -1,7 +1,9 @@
 """The MinIO role's app policy (roles/minio/templates/etc/minio/app-policy.json.j2 with the role's defaults) grants
-every S3 action the reference app's erasure of a tenant needs (issue #20): deleting an object version by its id is
-s3:DeleteObjectVersion in S3's policy language, not s3:DeleteObject. MinIO itself is not obtainable here; the
-policy is rendered and read the way MinIO reads it (statement resources: buckets, and objects under bucket/*)."""
+every S3 action the reference app makes with its own identity, and not the deletion of an object version by its id
+(s3:DeleteObjectVersion in S3's policy language, not s3:DeleteObject): a stolen app key cannot destroy history. A
+tenant's erasure (issue #20) deletes versions with the administrator identity (app_s3_erasure_*). MinIO itself is
+not obtainable here; the policy is rendered and read the way MinIO reads it (statement resources: buckets, and
+objects under bucket/*)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,7 @@ APP_CALLS = {
     "GetObject (downloads, conversions)": ("s3:GetObject", "object"),
     "GetObject with VersionId (export-tenant)": ("s3:GetObjectVersion", "object"),
     "DeleteObject (document and model deletion)": ("s3:DeleteObject", "object"),
-    "DeleteObject with VersionId (erase-tenant)": ("s3:DeleteObjectVersion", "object"),
-    "ListObjectVersions (export-tenant, erase-tenant)": ("s3:ListBucketVersions", "bucket"),
+    "ListObjectVersions (export-tenant)": ("s3:ListBucketVersions", "bucket"),
     "ListObjectsV2 (export and erasure of unversioned buckets)": ("s3:ListBucket", "bucket"),
 }
 
@@ -58,10 +59,17 @@ def test_policy_grants_every_action_the_app_uses():
     assert not missing, f"the app's MinIO policy lacks: {missing}"
 
 
-def test_the_check_fails_without_delete_object_version():
+def test_the_app_cannot_delete_object_versions():
+    assert not allowed(render_policy(), "s3:DeleteObjectVersion", "object")
+
+
+def test_the_check_fails_when_an_action_is_missing():
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    policy = render_policy([a for a in defaults["minio_app_actions"] if a != "s3:DeleteObjectVersion"])
-    assert not allowed(policy, "s3:DeleteObjectVersion", "object")
+    policy = render_policy([a for a in defaults["minio_app_actions"] if a != "s3:GetObjectVersion"])
+    assert not allowed(policy, "s3:GetObjectVersion", "object")
+    assert allowed(
+        render_policy([*defaults["minio_app_actions"], "s3:DeleteObjectVersion"]), "s3:DeleteObjectVersion", "object"
+    )
 
 
 def test_policy_grants_nothing_on_configuration():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,12 +30,16 @@ case "$*" in *export-tenant*)
   echo '{"tenant": "acme", "out": "'"$out"'", "rows": {"houses": 1}}'
   exit 0;;
 esac
+cat > "$STUB_LOG.stdin"
 [ "${STUB_RC:-0}" = 0 ] || { echo "erase-tenant: stub refusal" >&2; exit "$STUB_RC"; }
 cat <<'JSON'
 {"record_id": "11111111-2222-3333-4444-555555555555", "action": "tenant_erased", "tenant": "acme",
  "complete": true, "errors": [], "database": {"before": {"houses": 1}, "after": {"houses": 0}}}
 JSON
 """
+
+
+TEST_MASTER_KEY = "test-master-key-" + "k" * 32
 
 
 def run(tmp_path: Path, playbook: str, *extra: str, stub_rc: int = 0) -> tuple[subprocess.CompletedProcess, Path]:
@@ -53,6 +58,8 @@ def run(tmp_path: Path, playbook: str, *extra: str, stub_rc: int = 0) -> tuple[s
     (bin_dir / "eterna-app-manage").chmod(0o755)
     log = tmp_path / "stub.log"
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", STUB_LOG=str(log))
+    # The production inventory reads the master key from its vault: a test value here.
+    extra = ("-e", f"vault_eterna_master_key={TEST_MASTER_KEY}", *extra)
     env |= {"PATH": f"{bin_dir}:{env['PATH']}", "STUB_RC": str(stub_rc)}
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(tmp_path / "facts")
     ansible = Path(sys.executable).with_name("ansible-playbook")
@@ -103,6 +110,16 @@ def test_erase_keeps_the_record_with_the_backup_expiry(tmp_path: Path) -> None:
     (argv,) = log.read_text().splitlines()
     assert argv.startswith("/opt/eterna-app/current python -m app.manage erase-tenant --tenant acme --confirm acme")
     assert "--actor ops" in argv
+    # The object store's administrator identity, derived as the seaweedfs role derives it, reaches the command on
+    # stdin only: not in its arguments, not in the playbook's output.
+    assert argv.endswith("--s3-identity -")
+    identity = json.loads(log.with_name(log.name + ".stdin").read_text())
+    derive = load_file("filter_plugins/secrets.py", "eterna_secrets").derive_secret
+    assert identity == {
+        "access_key_id": derive(TEST_MASTER_KEY, "s3/admin-access", length=20),
+        "secret_access_key": derive(TEST_MASTER_KEY, "s3/admin-secret", length=40),
+    }
+    assert identity["secret_access_key"] not in argv + res.stdout + res.stderr
     (record_file,) = records.iterdir()
     assert oct(record_file.stat().st_mode & 0o777) == "0o600"
     record = json.loads(record_file.read_text())

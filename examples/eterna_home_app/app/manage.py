@@ -19,6 +19,10 @@ stored for TENANT, 4 a BIM conversion of TENANT is running (nothing changed; run
 ``enforce-retention --audit-days N [--contracts FILE --after-contract-days D --records DIR]`` (a daily timer of the
 app role): deletes audit events older than N days and erases every tenant whose contract ended more than D days
 ago (``app.retention``), keeping each erasure record in DIR (0600); it prints a summary and audits the run.
+
+Both erasing commands take ``--s3-identity FILE`` ("-" for stdin): a JSON object with ``access_key_id`` and
+``secret_access_key`` of the identity that lists and deletes the tenant's object versions. The object store's bucket
+policy denies version deletes to the application's own identity, so the playbook passes the administrator identity.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -41,9 +46,13 @@ from app.config import get_settings
 from app.db import session_scope
 from app.models import Tenant, User, UserTenantRole
 from app.passwords import hash_password
-from app.storage import s3_client
+from app.storage import BadIdentity, identity_client, s3_client
 from app.tenancy import TENANT_RE
 
+_S3_IDENTITY_HELP = (
+    'JSON {"access_key_id": ..., "secret_access_key": ...} ("-": stdin) of the identity that lists and deletes the '
+    "tenant's object versions (the app's own identity by default)"
+)
 EMAIL_RE = re.compile(r"^[^@\s]{1,128}@[^@\s]{1,126}$")
 MIN_PASSWORD = 12
 
@@ -138,25 +147,37 @@ def export_command(tenant: str, out: str, actor: str) -> int:
     return 0
 
 
-def erase_command(tenant: str, confirm: str | None, actor: str, backups_gone_by: str | None) -> int:
+def _erasure_s3(s3_identity: str | None) -> Any:
+    """The S3 client erasure works with: the identity in the file ``s3_identity`` ("-": stdin), else the app's.
+    Raises BadInput when that file is unusable (its content is never shown)."""
+    if s3_identity is None:
+        return s3_client()
+    try:
+        return identity_client(s3_identity)
+    except BadIdentity as exc:
+        raise BadInput(str(exc)) from None
+
+
+def erase_command(
+    tenant: str, confirm: str | None, actor: str, backups_gone_by: str | None, s3_identity: str | None = None
+) -> int:
     """erase-tenant: refuse without confirmation, erase, print the record, audit it."""
     if not TENANT_RE.fullmatch(tenant):
         raise BadInput(f"--tenant must match {TENANT_RE.pattern}")
     if confirm != tenant:
         raise BadInput("--confirm must repeat the tenant id exactly: nothing erased")
-    status, record = _erase(tenant, actor, backups_gone_by)
+    status, record = _erase(tenant, actor, backups_gone_by, _erasure_s3(s3_identity))
     if record is not None:
         print(json.dumps(record, indent=2, sort_keys=True))
     return status
 
 
-def _erase(tenant: str, actor: str, backups_gone_by: str | None) -> tuple[int, dict | None]:
-    """Erase ``tenant`` and audit the record: (exit status as erase-tenant's, the record or None)."""
+def _erase(tenant: str, actor: str, backups_gone_by: str | None, s3: Any) -> tuple[int, dict | None]:
+    """Erase ``tenant`` (its objects through the client ``s3``) and audit the record: (exit status as
+    erase-tenant's, the record or None)."""
     with session_scope() as session:
         try:
-            record = tenant_data.erase_tenant(
-                session, s3_client(), redis_client(), _buckets(), tenant, actor, backups_gone_by
-            )
+            record = tenant_data.erase_tenant(session, s3, redis_client(), _buckets(), tenant, actor, backups_gone_by)
         except tenant_data.NothingToErase as exc:
             print(f"erase-tenant: {exc}", file=sys.stderr)
             return 3, None
@@ -183,6 +204,7 @@ def retention_command(
     after_contract_days: int,
     records: str | None,
     backups_gone_by: str | None,
+    s3_identity: str | None = None,
 ) -> int:
     """enforce-retention: prune the audit trail, erase the tenants whose contract ended more than
     ``after_contract_days`` ago (records kept in ``records``, 0600), print a summary. 0 done, 1 an erasure is
@@ -203,8 +225,9 @@ def retention_command(
         pruned = retention.prune_audit(session, audit_days)
     summary: dict = {"audit_events": pruned, "ended_contracts": {}}
     status = 0
+    s3 = _erasure_s3(s3_identity) if due else None
     for tenant in due:
-        code, record = _erase(tenant, "retention", backups_gone_by)
+        code, record = _erase(tenant, "retention", backups_gone_by, s3)
         summary["ended_contracts"][tenant] = {
             0: "erased",
             1: "incomplete",
@@ -255,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     erase.add_argument("--confirm", default=None, help="the tenant id again")
     erase.add_argument("--actor", default=None, help="who asked (for the erasure record; default: the OS user)")
     erase.add_argument("--backups-gone-by", default=None, metavar="DATE", help="stated in the erasure record")
+    erase.add_argument("--s3-identity", default=None, metavar="FILE", help=_S3_IDENTITY_HELP)
     keep = commands.add_parser("enforce-retention", help="prune the audit trail, erase tenants whose contract ended")
     keep.add_argument("--audit-days", type=int, required=True, help="days audit events are kept")
     keep.add_argument(
@@ -265,15 +289,19 @@ def main(argv: list[str] | None = None) -> int:
     keep.add_argument(
         "--backups-gone-by-days", type=int, default=0, help="stated in the records: days until backups expire"
     )
+    keep.add_argument("--s3-identity", default=None, metavar="FILE", help=_S3_IDENTITY_HELP)
     args = parser.parse_args(argv)
     try:
         if args.command == "enforce-retention":
             gone_by = (datetime.now(UTC) + timedelta(days=args.backups_gone_by_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            return retention_command(args.audit_days, args.contracts, args.after_contract_days, args.records, gone_by)
+            return retention_command(
+                args.audit_days, args.contracts, args.after_contract_days, args.records, gone_by, args.s3_identity
+            )
         if args.command == "export-tenant":
             return export_command(args.tenant, args.out, args.actor or getpass.getuser())
         if args.command == "erase-tenant":
-            return erase_command(args.tenant, args.confirm, args.actor or getpass.getuser(), args.backups_gone_by)
+            actor = args.actor or getpass.getuser()
+            return erase_command(args.tenant, args.confirm, actor, args.backups_gone_by, args.s3_identity)
         password = sys.stdin.readline().rstrip("\r\n")
         result = create_owner(args.tenant, args.email, password, existing_user=args.existing_user)
     except BadInput as exc:

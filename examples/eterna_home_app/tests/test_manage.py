@@ -92,3 +92,86 @@ def test_an_unexpected_error_exits_5_not_1(monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, ["erase-tenant", "--tenant", "acme", "--confirm", "acme"], "")
     assert (code, out) == (5, "")
     assert "erase-tenant: failed: ConnectionError('object store unreachable')" in err
+
+
+# --- The S3 identity of erasure (--s3-identity) --------------------------------------------------------------
+
+IDENTITY = {"access_key_id": "AKERASURE0000000001", "secret_access_key": "erasure/secret+with$chars=="}
+
+
+def credentials(client) -> tuple[str, str]:
+    creds = client._request_signer._credentials  # noqa: SLF001 - what botocore will sign with
+    return creds.access_key, creds.secret_key
+
+
+def test_erasure_lists_and_deletes_with_the_identity_given_on_stdin(monkeypatch, capsys):
+    """The playbook pipes the object store's administrator identity: erasure must use it, not the app's."""
+    import json
+
+    from app import manage
+
+    used = {}
+
+    def fake_erase(tenant, actor, backups_gone_by, s3):
+        used["creds"] = credentials(s3)
+        return 0, {"record_id": "r1", "complete": True}
+
+    monkeypatch.setattr(manage, "_erase", fake_erase)
+    args = ["erase-tenant", "--tenant", "acme", "--confirm", "acme", "--s3-identity", "-"]
+    code, out, _err = run(monkeypatch, capsys, args, json.dumps(IDENTITY))
+    assert code == 0
+    assert used["creds"] == (IDENTITY["access_key_id"], IDENTITY["secret_access_key"])
+    assert IDENTITY["secret_access_key"] not in out
+
+
+def test_erasure_without_an_identity_uses_the_app_s_own(monkeypatch, capsys):
+    from app import manage
+    from app.config import get_settings
+
+    used = {}
+
+    def fake_erase(tenant, actor, backups_gone_by, s3):
+        used["creds"] = credentials(s3)
+        return 0, {"record_id": "r1", "complete": True}
+
+    monkeypatch.setattr(manage, "_erase", fake_erase)
+    manage.s3_client.cache_clear()
+    code, _out, _err = run(monkeypatch, capsys, ["erase-tenant", "--tenant", "acme", "--confirm", "acme"], "")
+    settings = get_settings()
+    assert code == 0
+    assert used["creds"] == (settings.S3_ACCESS_KEY_ID, settings.S3_SECRET_ACCESS_KEY)
+
+
+def test_the_retention_job_reads_the_identity_from_a_file(monkeypatch, capsys, tmp_path):
+    """eterna-retention.service hands the identity as a systemd credential (a file)."""
+    import json
+
+    from app import manage
+
+    path = tmp_path / "s3-erasure"
+    path.write_text(json.dumps(IDENTITY))
+    assert credentials(manage._erasure_s3(str(path))) == (IDENTITY["access_key_id"], IDENTITY["secret_access_key"])
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        "",
+        "not json " + IDENTITY["secret_access_key"],
+        '{"access_key_id": "AK"}',
+        '{"access_key_id": "", "secret_access_key": "' + IDENTITY["secret_access_key"] + '"}',
+        '["AK", "' + IDENTITY["secret_access_key"] + '"]',
+    ],
+)
+def test_a_bad_identity_erases_nothing_and_is_not_shown(monkeypatch, capsys, stdin):
+    from app import manage
+
+    def unreachable(*_args, **_kwargs):
+        raise AssertionError("erased with a bad identity")
+
+    monkeypatch.setattr(manage, "_erase", unreachable)
+    args = ["erase-tenant", "--tenant", "acme", "--confirm", "acme", "--s3-identity", "-"]
+    code, out, err = run(monkeypatch, capsys, args, stdin)
+    assert code == 2
+    assert "S3 identity -" in err
+    assert IDENTITY["secret_access_key"] not in out + err
