@@ -21,6 +21,9 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"  # run alone as well as from make, which sets it
 EDGE=${BENCH_EDGE:-lab-edge}
 APP=${BENCH_APP:-lab-app1}
+# Another inventory with the lab's group_vars (the stack scenario's: BENCH_EDGE=stack-edge BENCH_APP=stack-app1
+# BENCH_INVENTORY=<its inventory>) for the one-app-host run's nginx play.
+inventory=(${BENCH_INVENTORY:+-i "$BENCH_INVENTORY"})
 TENANTS=${BENCH_TENANTS:-4}
 STEP_SECONDS=${BENCH_STEP_SECONDS:-20}
 export BENCH_TENANTS=$TENANTS BENCH_STEP_SECONDS=$STEP_SECONDS
@@ -43,8 +46,8 @@ cleanup() {
   if [ -n "$ceiling_pid" ]; then docker exec "$APP" kill "$ceiling_pid" 2>/dev/null || true; fi
   if [ -n "$scaled_down" ]; then
     echo "restoring the edge's upstream (every app host)"
-    ansible-playbook playbooks/services/nginx.yml >"$run_dir/nginx-restore.log" 2>&1 ||
-      echo "load_multitenant: restoring the edge failed; run: ansible-playbook playbooks/services/nginx.yml" >&2
+    ansible-playbook "${inventory[@]}" playbooks/services/nginx.yml >"$run_dir/nginx-restore.log" 2>&1 ||
+      echo "load_multitenant: restoring the edge failed; run: ansible-playbook ${BENCH_INVENTORY:+-i $BENCH_INVENTORY }playbooks/services/nginx.yml" >&2
   fi
 }
 trap cleanup EXIT
@@ -110,10 +113,10 @@ locust_run "edge-${apps}apps" "$EDGE" DayUser https://127.0.0.1 "$EDGE"
 if [ "${BENCH_SCALING:-1}" != 0 ] && [ "$apps" -gt 1 ]; then
   echo "--- the edge with one app host ($APP): nginx play with nginx_upstream_hosts=[$APP]"
   scaled_down=1
-  ansible-playbook playbooks/services/nginx.yml -e "{\"nginx_upstream_hosts\": [\"$APP\"]}" >"$run_dir/nginx-1app.log" 2>&1
+  ansible-playbook "${inventory[@]}" playbooks/services/nginx.yml -e "{\"nginx_upstream_hosts\": [\"$APP\"]}" >"$run_dir/nginx-1app.log" 2>&1
   locust_run edge-1apps "$EDGE" DayUser https://127.0.0.1 "$EDGE"
   cleanup_start=$(date +%s)
-  ansible-playbook playbooks/services/nginx.yml >"$run_dir/nginx-restore.log" 2>&1
+  ansible-playbook "${inventory[@]}" playbooks/services/nginx.yml >"$run_dir/nginx-restore.log" 2>&1
   scaled_down=""
   echo "edge restored to $apps app hosts in $(($(date +%s) - cleanup_start)) s"
 fi
