@@ -10,6 +10,8 @@ from functools import cached_property, lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.tenancy import TENANT_RE
+
 KID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SECRET_RE = re.compile(r"^[A-Za-z0-9]{32,}$")
 # HMAC algorithms only (the edge verifies the same tokens with the same shared keys). RFC 7518 3.2:
@@ -77,6 +79,21 @@ def parse_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Ne
     return tuple(networks)
 
 
+def parse_latency_tenants(value: str) -> frozenset[str] | None:
+    """Parse METRICS_LATENCY_TENANTS (comma-separated tenant ids, or "*").
+
+    Returns None when the list holds "*" (every tenant keeps its label), else the set of ids (empty: none does).
+    Raises SettingsError naming METRICS_LATENCY_TENANTS and the entry that is not a tenant id.
+    """
+    entries = _split(value)
+    if "*" in entries:
+        return None
+    for entry in entries:
+        if not TENANT_RE.fullmatch(entry):
+            raise SettingsError(f"METRICS_LATENCY_TENANTS: {entry!r} is not a tenant id ([a-z0-9][a-z0-9-]{{0,62}})")
+    return frozenset(entries)
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a validation error never echoes a value (JWT_KEYS holds secrets).
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=True, hide_input_in_errors=True)
@@ -114,6 +131,14 @@ class Settings(BaseSettings):
     CELERY_TASK_TIME_LIMIT: int = Field(default=1500, gt=0)
     # Seconds a client is told to wait (Retry-After) when a dependency is unavailable (503).
     DEPENDENCY_RETRY_AFTER: int = Field(default=30, gt=0)
+    # Database connections each process keeps in its SQLAlchemy pool, and the extra ones it may open beyond them at
+    # peak: a process holds at most DB_POOL_SIZE + DB_MAX_OVERFLOW (the app role's preflight checks that every
+    # process of every app host together fits PostgreSQL's max_connections).
+    DB_POOL_SIZE: int = Field(default=5, ge=1)
+    DB_MAX_OVERFLOW: int = Field(default=5, ge=0)
+    # Tenants whose latency histogram keeps a label of its own: "*" every tenant; "" none (tenant="_all"); or a
+    # comma-separated list of tenant ids (the others share tenant="_other"). Bounds the histogram's series.
+    METRICS_LATENCY_TENANTS: str = "*"
 
     # Access tokens (JWT, HMAC). JWT_KEYS: "kid:secret[:not_after],..."; JWT_ACTIVE_KID signs.
     JWT_KEYS: str = Field(default="", repr=False)
@@ -140,6 +165,11 @@ class Settings(BaseSettings):
         return parse_jwt_keys(self.JWT_KEYS)
 
     @cached_property
+    def latency_tenants(self) -> frozenset[str] | None:
+        """METRICS_LATENCY_TENANTS parsed: None for every tenant ("*"), else the set of tenants labelled alone."""
+        return parse_latency_tenants(self.METRICS_LATENCY_TENANTS)
+
+    @cached_property
     def internal_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """INTERNAL_NETWORKS parsed (validated when the settings were built)."""
         return parse_networks(self.INTERNAL_NETWORKS)
@@ -162,6 +192,7 @@ class Settings(BaseSettings):
             if active.not_after is not None:
                 raise SettingsError("JWT_ACTIVE_KID must name a key without not_after (a retired key cannot sign)")
         parse_networks(self.INTERNAL_NETWORKS)
+        parse_latency_tenants(self.METRICS_LATENCY_TENANTS)
         if self.CELERY_TASK_SOFT_TIME_LIMIT >= self.CELERY_TASK_TIME_LIMIT:
             raise SettingsError("CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT")
         return self

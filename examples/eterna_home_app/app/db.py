@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
+from app.metrics import instrument_pool
 
 
 @lru_cache
@@ -22,9 +23,16 @@ def get_engine() -> Engine:
         if settings.DATABASE_URL.startswith("postgresql")
         else {}
     )
-    return create_engine(
-        settings.DATABASE_URL, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args
+    engine = create_engine(
+        settings.DATABASE_URL,
+        pool_pre_ping=True,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_MAX_OVERFLOW,
+        connect_args=connect_args,
     )
+    # Saturation metrics of this process's pool (checked out now, at most DB_POOL_SIZE + DB_MAX_OVERFLOW).
+    instrument_pool(engine, settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
+    return engine
 
 
 @lru_cache

@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
@@ -15,7 +16,7 @@ from app.api import auth, bim, documents, houses, members
 from app.config import get_settings
 from app.health import router as health_router
 from app.logging_setup import configure_logging, request_id_var, tenant_id_var
-from app.metrics import LATENCY, REQUESTS
+from app.metrics import IN_FLIGHT, LATENCY, REQUESTS, latency_tenant, set_worker_threads
 from app.metrics import router as metrics_router
 from app.uploads import UploadLimitMiddleware
 
@@ -53,12 +54,20 @@ async def observe(request: Request, call_next):  # noqa: ANN001, ANN201 - starle
     tenant_id_var.set("none")
     start = time.perf_counter()
     status = 500
+    # The scrape itself is not load: an idle worker reads 0 in flight.
+    counted = request.url.path != "/metrics"
+    if counted:
+        # anyio's limiter exists only inside the event loop: its size is read here, not at import.
+        set_worker_threads(anyio.to_thread.current_default_thread_limiter().total_tokens)
+        IN_FLIGHT.inc()
     try:
         response = await call_next(request)
         status = response.status_code
         response.headers["X-Request-ID"] = request_id_var.get()
         return response
     finally:
+        if counted:
+            IN_FLIGHT.dec()
         # The tenant of the verified token (app.auth sets it); "none" for unauthenticated requests.
         # Never a client header: labels stay bounded by real tenants.
         tenant = getattr(request.state, "tenant", "none")
@@ -67,7 +76,7 @@ async def observe(request: Request, call_next):  # noqa: ANN001, ANN201 - starle
         path = getattr(route, "path", "unmatched")
         elapsed = time.perf_counter() - start
         REQUESTS.labels(tenant, request.method, path, str(status)).inc()
-        LATENCY.labels(request.method, path).observe(elapsed)
+        LATENCY.labels(latency_tenant(tenant, get_settings().latency_tenants), request.method, path).observe(elapsed)
         log.info(
             "request",
             extra={
