@@ -140,6 +140,13 @@ def _results(play: dict):
             {"rabbitmq_consumer_timeout_ms": 600000},
             "rabbitmq_consumer_timeout_ms (600000) must be above the app's task",
         ),
+        # Issue #25: the app's connections at peak (5 workers x 10 + 4 Celery + a candidate 10 + retention 1 + 8
+        # others = 73 on the one app host) against the slots left by 60 minus the 3 reserved for superusers.
+        (
+            {"postgres_max_connections": 60},
+            "The app may hold 73 connections on h1 at peak, more than the 57 that host leaves to ordinary roles",
+        ),
+        ({"app_database_pool_size": 0}, "app_database_pool_size of h1 must be at least 1 (got 0)"),
     ],
 )
 def test_site_run_refuses_before_any_change(tmp_path: Path, extra: dict, expected: str) -> None:
