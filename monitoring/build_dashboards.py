@@ -227,6 +227,59 @@ DASHBOARDS: dict[str, dict] = {
                 [("max by (dependency) (eterna_dependency_latency_seconds)", "{{dependency}}")],
                 "Latency of each dependency check of /health/ready.",
             ),
+            # Issue #25, the baseline to monitor: the recorded series of roles/prometheus/files/rules/app.yml
+            # (group app_baseline), one panel per alert of that group.
+            (
+                "p95 latency by tenant and route (slowest 10)",
+                "timeseries",
+                "s",
+                [
+                    (
+                        "topk(10, tenant_method_route:eterna_http_request_duration_seconds:p95_5m)",
+                        "{{tenant}} {{method}} {{route}}",
+                    )
+                ],
+                "Over all app hosts, 5 min windows; AppTenantRouteSlow above 2 s for 10 min (with > 0.05 requests/s).",
+            ),
+            (
+                "5xx ratio by tenant and route (worst 10)",
+                "timeseries",
+                "percentunit",
+                [
+                    (
+                        "topk(10, tenant_method_route:eterna_http_request_errors:ratio_rate5m)",
+                        "{{tenant}} {{method}} {{route}}",
+                    )
+                ],
+                "Over all app hosts, 5 min windows; AppTenantRouteErrors above 5% for 10 min (with > 0.05 requests/s).",
+            ),
+            (
+                "API worker saturation",
+                "timeseries",
+                "percentunit",
+                [
+                    ("eterna_http_requests_in_flight / eterna_http_worker_threads", "{{host}} pid {{pid}}"),
+                    ("instance:eterna_http_worker_saturation:ratio", "{{host}} all workers"),
+                ],
+                "Requests in flight over the threads each API worker serves them on; AppWorkersSaturated above 80% "
+                "of a host's threads for 10 min.",
+            ),
+            (
+                "Database pool saturation",
+                "timeseries",
+                "percentunit",
+                [("eterna_db_pool_connections_in_use / eterna_db_pool_connections_max", "{{host}} pid {{pid}}")],
+                "Connections each API worker has checked out of its pool (app_database_pool_size + "
+                "app_database_max_overflow); AppDatabasePoolSaturated above 90% for 10 min.",
+            ),
+            (
+                "PostgreSQL connection slots used",
+                "timeseries",
+                "percentunit",
+                [("instance:pg_connections:saturation", "{{host}}")],
+                "Connections over max_connections minus superuser_reserved_connections: the app is refused at 100%; "
+                "PostgresTooManyConnections above 80% of max_connections.",
+            ),
         ],
     },
     "postgres": {
