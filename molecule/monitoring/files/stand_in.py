@@ -38,7 +38,7 @@ def metrics() -> str:
         "# TYPE eterna_http_request_duration_seconds histogram",
     ]
     count = int(up * sum(TENANTS.values()))
-    labels = 'method="GET",route="/api/houses"'
+    labels = 'tenant="acme",method="GET",route="/api/houses"'
     for i, le in enumerate(BUCKETS):
         share = min(1.0, 0.5 + 0.1 * i)
         out.append(f'eterna_http_request_duration_seconds_bucket{{{labels},le="{le}"}} {int(count * share)}')
@@ -52,6 +52,19 @@ def metrics() -> str:
         "# HELP eterna_bim_conversions_total BIM conversions finished, by tenant and result.",
         "# TYPE eterna_bim_conversions_total counter",
         *(f'eterna_bim_conversions_total{{tenant="{t}",status="done"}} {int(up * r / 30)}' for t, r in TENANTS.items()),
+        # Saturation gauges of two API workers (multiprocess "liveall": one series per pid), issue #25.
+        "# HELP eterna_http_requests_in_flight Requests this API worker is serving now.",
+        "# TYPE eterna_http_requests_in_flight gauge",
+        *(f'eterna_http_requests_in_flight{{pid="{pid}"}} {n}' for pid, n in (("101", 3), ("102", 1))),
+        "# HELP eterna_http_worker_threads Threads this API worker runs its endpoints on.",
+        "# TYPE eterna_http_worker_threads gauge",
+        *(f'eterna_http_worker_threads{{pid="{pid}"}} 40' for pid in ("101", "102")),
+        "# HELP eterna_db_pool_connections_in_use Database connections checked out of this process's pool.",
+        "# TYPE eterna_db_pool_connections_in_use gauge",
+        *(f'eterna_db_pool_connections_in_use{{pid="{pid}"}} {n}' for pid, n in (("101", 2), ("102", 0))),
+        "# HELP eterna_db_pool_connections_max Database connections this process may check out at once.",
+        "# TYPE eterna_db_pool_connections_max gauge",
+        *(f'eterna_db_pool_connections_max{{pid="{pid}"}} 10' for pid in ("101", "102")),
         "# HELP eterna_dependency_up 1 when the readiness check of a dependency passes.",
         "# TYPE eterna_dependency_up gauge",
         *(f'eterna_dependency_up{{dependency="{d}"}} 1' for d in ("postgres", "redis", "rabbitmq", "s3")),
