@@ -268,7 +268,10 @@ DASHBOARDS: dict[str, dict] = {
                 "Database pool saturation",
                 "timeseries",
                 "percentunit",
-                [("eterna_db_pool_connections_in_use / eterna_db_pool_connections_max", "{{host}} pid {{pid}}")],
+                [
+                    ("eterna_db_pool_connections_in_use / eterna_db_pool_connections_max", "{{host}} pid {{pid}}"),
+                    ("instance:eterna_db_pool_saturation:max", "{{host}} fullest worker"),
+                ],
                 "Connections each API worker has checked out of its pool (app_database_pool_size + "
                 "app_database_max_overflow); AppDatabasePoolSaturated above 90% for 10 min.",
             ),
