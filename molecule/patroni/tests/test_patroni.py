@@ -12,12 +12,13 @@ benchmarks/failover.py, never asserted here.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import time
 
 import pytest
-from eterna_testinfra import node, secrets
+from eterna_testinfra import ROOT, ansible_env, node, secrets
 
 JOURNAL_UNITS = ["patroni@*.service", "etcd.service", "haproxy.service"]
 JOURNAL_HOSTS = ["patroni-db1", "patroni-db2", "patroni-db3", "patroni-client"]
@@ -252,6 +253,36 @@ def test_exporter_reports_each_member():
     for host in MEMBERS:
         out = node(CLIENT).check_output(f"curl -s --max-time 10 http://{address(host)}:9187/metrics")
         assert "pg_up 1" in out, host
+
+
+def test_a_refused_member_file_is_explained_without_its_passwords():
+    """A member file Patroni's validator refuses (here: etcd on a port nobody serves) stops the run before it is
+    written, with the validator's reason in the output and none of the file's passwords, even with -vvv."""
+    before = {host: node(host).check_output(f"sha1sum {patroni_config(host)}") for host in MEMBERS}
+    res = subprocess.run(
+        [
+            "ansible-playbook",
+            "-vvv",
+            "--check",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(ROOT / "playbooks" / "services" / "patroni.yml"),
+            "-e",
+            json.dumps({"patroni_etcd_port": 1}),
+        ],
+        cwd=ROOT,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "Validate the changed member configuration with Patroni" in out
+    assert ":1 is not reachable" in out, out[-3000:]
+    for purpose in ["patroni/restapi", "postgres/superuser", "postgres/replicator", "postgres/rewind"]:
+        assert password(purpose) not in out, purpose
+    assert {host: node(host).check_output(f"sha1sum {patroni_config(host)}") for host in MEMBERS} == before
 
 
 # ---------------------------------------------------------------------------------------------------------------
