@@ -144,9 +144,10 @@ def test_etcd_cluster_has_three_healthy_members():
 def test_etcd_refuses_a_client_without_a_certificate():
     db1 = address(MEMBERS[0])
     body = '\'{"key": "Lw=="}\''
-    # Without a client certificate the TLS handshake is refused (curl: 35 handshake, 56 receive failure).
+    # Without a client certificate the TLS handshake is refused (curl: 35 handshake, 56 receive failure; 55 send
+    # failure with Debian 12's curl 7.88 and etcd 3.4, which drop the connection as the request is sent).
     res = node(CLIENT).run(f"curl -s --cacert {CA} --max-time 10 -X POST https://{db1}:2379/v3/kv/range -d {body}")
-    assert res.rc in (35, 56), (res.rc, res.stdout, res.stderr)
+    assert res.rc in (35, 55, 56) and res.stdout == "", (res.rc, res.stdout, res.stderr)
     # Plain HTTP is not served on the client port either.
     plain = node(CLIENT).run(f"curl -s --max-time 10 -X POST http://{db1}:2379/v3/kv/range -d {body}")
     assert '"header"' not in plain.stdout
