@@ -378,7 +378,10 @@ def test_kill_leader_postmaster_fails_over_without_losing_acknowledged_writes():
 def test_planned_switchover_through_the_authenticated_api():
     wait_for(healthy_cluster, "a healthy cluster")
     old = leader()
-    candidate = next(m["Member"] for m in cluster() if m["Role"] == "Sync Standby")
+    # After the previous test's fault the leader may not have named its synchronous standby yet (seen on Debian 12).
+    candidate = wait_for(
+        lambda: next((m["Member"] for m in cluster() if m["Role"] == "Sync Standby"), None), "a synchronous standby"
+    )
     start_writer("failover_switchover")
     api = f"https://{address(old)}:8008"
     body = json.dumps({"leader": old, "candidate": candidate})
