@@ -18,7 +18,7 @@ JOURNAL_UNITS = ["rsyslog"]
 JOURNAL_HOSTS = ["stack-ops", "stack-edge", "stack-app1"]
 
 CENTRAL = "stack-ops"
-CLIENT = "stack-db2"  # neither the edge nor the logging host: the request crosses the network
+CLIENT = "stack-ops"  # has curl and the internal CA, as test_stack.py's client; the request crosses to the edge
 ARCHIVE = "/srv/log-archive"
 APP_HOSTS = ("stack-app1", "stack-app2")
 
