@@ -135,6 +135,10 @@ def test_secret_files_are_private():
         assert (key.user, key.group, key.mode) == ("root", group, 0o640)
     db_conf = node(DB).file("/etc/pgbackrest/pgbackrest.conf").content_string
     assert "cipher-pass" not in db_conf, "the passphrase belongs on the repository host only"
+    # The archive command's settings in the cluster's conf.d: no configuration file readable by others (DBS-1828).
+    confd = node(DB).check_output("ls -d /etc/postgresql/*/main/conf.d").strip()
+    archiving = node(DB).file(f"{confd}/60-pgbackrest.conf")
+    assert (archiving.user, archiving.group, archiving.mode) == ("postgres", "postgres", 0o640)
 
 
 @pytest.mark.parametrize(("host", "user"), [(DB, "postgres"), (REPO, "pgbackrest")])
