@@ -207,3 +207,15 @@ def external_client(client):
 
     with TestClient(main.app, client=EXTERNAL_CLIENT) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def a(world):
+    """The owner of tenant-a (a World member)."""
+    return world.member("tenant-a", "owner")
+
+
+@pytest.fixture
+def b(world):
+    """The owner of tenant-b (a World member)."""
+    return world.member("tenant-b", "owner")

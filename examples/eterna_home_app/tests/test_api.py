@@ -8,16 +8,6 @@ import pytest
 from pydantic import ValidationError
 
 
-@pytest.fixture
-def a(world):
-    return world.member("tenant-a", "owner")
-
-
-@pytest.fixture
-def b(world):
-    return world.member("tenant-b", "owner")
-
-
 def test_liveness_is_public(client, external_client):
     for c in (client, external_client):
         res = c.get("/health")

@@ -104,19 +104,25 @@ def credentials(client) -> tuple[str, str]:
     return creds.access_key, creds.secret_key
 
 
-def test_erasure_lists_and_deletes_with_the_identity_given_on_stdin(monkeypatch, capsys):
-    """The playbook pipes the object store's administrator identity: erasure must use it, not the app's."""
-    import json
-
-    from app import manage
-
-    used = {}
+def record_erasure_client(monkeypatch, manage) -> dict:
+    """Replace the erasure itself: the returned dict gets the credentials of the S3 client it was given."""
+    used: dict = {}
 
     def fake_erase(tenant, actor, backups_gone_by, s3):
         used["creds"] = credentials(s3)
         return 0, {"record_id": "r1", "complete": True}
 
     monkeypatch.setattr(manage, "_erase", fake_erase)
+    return used
+
+
+def test_erasure_lists_and_deletes_with_the_identity_given_on_stdin(monkeypatch, capsys):
+    """The playbook pipes the object store's administrator identity: erasure must use it, not the app's."""
+    import json
+
+    from app import manage
+
+    used = record_erasure_client(monkeypatch, manage)
     args = ["erase-tenant", "--tenant", "acme", "--confirm", "acme", "--s3-identity", "-"]
     code, out, _err = run(monkeypatch, capsys, args, json.dumps(IDENTITY))
     assert code == 0
@@ -128,13 +134,7 @@ def test_erasure_without_an_identity_uses_the_app_s_own(monkeypatch, capsys):
     from app import manage
     from app.config import get_settings
 
-    used = {}
-
-    def fake_erase(tenant, actor, backups_gone_by, s3):
-        used["creds"] = credentials(s3)
-        return 0, {"record_id": "r1", "complete": True}
-
-    monkeypatch.setattr(manage, "_erase", fake_erase)
+    used = record_erasure_client(monkeypatch, manage)
     manage.s3_client.cache_clear()
     code, _out, _err = run(monkeypatch, capsys, ["erase-tenant", "--tenant", "acme", "--confirm", "acme"], "")
     settings = get_settings()

@@ -17,16 +17,6 @@ from pydantic import ValidationError
 APP_DIR = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def a(world):
-    return world.member("tenant-a", "owner")
-
-
-@pytest.fixture
-def b(world):
-    return world.member("tenant-b", "owner")
-
-
 def latency_count(tenant: str, route: str = "/api/v1/houses") -> float:
     labels = {"tenant": tenant, "method": "GET", "route": route}
     return REGISTRY.get_sample_value("eterna_http_request_duration_seconds_count", labels) or 0.0
