@@ -1,21 +1,9 @@
 """Shared settings and fixtures of the unit tests."""
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_file(relative: str, name: str) -> ModuleType:
-    """Import the Python file at ``relative`` (from the repository root) as module ``name``."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from module_loader import load_file
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
-from conftest import load_file
+from module_loader import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPACITY = load_file("filter_plugins/capacity.py", "eterna_filter_capacity")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import load_file
+from module_loader import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

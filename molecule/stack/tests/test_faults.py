@@ -96,10 +96,26 @@ def unit_state(host: str, unit: str) -> dict[str, str]:
 # --- A healthy stack is quiet -------------------------------------------------------------------------------------
 
 
-def test_a_healthy_stack_is_quiet_after_a_quiet_minute():
+def about_the_docker_hosts_disk(alert: dict) -> bool:
+    """A disk alert about a container's root filesystem: an overlay on the disk of the machine running the tests.
+
+    That disk is not the stack's: image builds and other scenarios fill it, and HostDiskFillingUp then fires
+    rightly about it. On the VMs the collection targets, ``/`` is a real filesystem and the exemption never applies.
+    """
+    labels = alert["labels"]
+    return labels["alertname"].startswith("HostDisk") and labels.get("fstype") == "overlay"
+
+
+def test_a_healthy_stack_is_quiet_after_a_quiet_minute(capsys):
     assert wait_until(lambda: not targets_down(), 300, 10), targets_down()
     time.sleep(60)  # two rule evaluations with every target up
-    noisy = [alert_line(a) for a in alerts() if a["labels"]["alertname"] not in ALWAYS_ON]
+    raised = [a for a in alerts() if a["labels"]["alertname"] not in ALWAYS_ON]
+    with capsys.disabled():
+        print(
+            "\nalerts about the test machine's own disk:",
+            [alert_line(a) for a in raised if about_the_docker_hosts_disk(a)],
+        )
+    noisy = [alert_line(a) for a in raised if not about_the_docker_hosts_disk(a)]
     assert not noisy, noisy
 
 
