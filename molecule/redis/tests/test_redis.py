@@ -122,6 +122,15 @@ def test_services_run_and_start_at_boot(service):
     assert svc.is_enabled
 
 
+@pytest.mark.parametrize("service", ["server", "prometheus-redis-exporter"])
+def test_services_start_at_boot_once_the_network_is_online(service):
+    """They bind the private address: Debian's units alone may start before it is configured."""
+    unit = impl()["service"] if service == "server" else service
+    show = node(SERVER).check_output(f"systemctl show -p After,Wants {unit}")
+    deps = {key: value.split() for key, value in (line.split("=", 1) for line in show.splitlines())}
+    assert "network-online.target" in deps["After"] and "network-online.target" in deps["Wants"], show
+
+
 def test_only_the_chosen_implementation_is_installed():
     other = next(v for k, v in IMPLEMENTATIONS.items() if k != impl()["name"])
     assert node(SERVER).package(impl()["package"]).is_installed

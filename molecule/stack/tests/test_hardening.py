@@ -73,8 +73,10 @@ def test_every_running_service_comes_back_after_a_crash(host):
         found = h.check_output(f"ls /etc/systemd/system/{pattern}.service.d/50-eterna-restart.conf")
         for path in found.split():
             unit = path.split("/")[4].removesuffix(".service.d")
-            show = h.check_output(f"systemctl show -p Restart,RestartUSec,StartLimitBurst {unit}")
+            show = h.check_output(f"systemctl show -p Restart,RestartUSec,StartLimitBurst,After,Wants {unit}")
             assert "RestartUSec=5s" in show and "StartLimitBurst=10" in show, (unit, show)
+            # It binds the private address: started at boot only once the network is online.
+            assert show.count("network-online.target") == 2, (unit, show)
             assert "Restart=no" not in show, (unit, show)
 
 
