@@ -151,6 +151,17 @@ def test_release_runs_on_the_host_python_with_consistent_requirements():
     assert check.rc == 0, check.stdout + check.stderr
 
 
+def test_release_built_under_a_strict_umask_is_readable_by_the_app():
+    """prepare.yml gives app-web login.defs UMASK 077 (the hardening role's strictest): the release was built in a
+    become session with that umask, and its directories still let the app's user in."""
+    web = node(WEB)
+    assert web.check_output("grep -E '^UMASK' /etc/login.defs").split()[1] == "077"
+    release = web.file("/opt/eterna-app/current").linked_to
+    closed = web.check_output(f"find {release} -type d ! -perm -0055 -printf '%m %p\\n'")
+    assert not closed, closed
+    web.check_output(f"runuser -u eterna-app -- {release}/venv/bin/python -c 'import fastapi, sqlalchemy'")
+
+
 def test_database_migrated_to_head_with_backup():
     web = node(WEB)
     out = web.check_output("eterna-app-manage /opt/eterna-app/current alembic current")
