@@ -153,13 +153,28 @@ def test_release_runs_on_the_host_python_with_consistent_requirements():
 
 def test_release_built_under_a_strict_umask_is_readable_by_the_app():
     """prepare.yml gives app-web login.defs UMASK 077 (the hardening role's strictest): the release was built in a
-    become session with that umask, and its directories still let the app's user in."""
+    become session with that umask, and its directories still let the app's user in. Release 1.0.1 (previous after
+    the rollback), built by side_effect.yml: the first release's modes were changed by hand there."""
     web = node(WEB)
     assert web.check_output("grep -E '^UMASK' /etc/login.defs").split()[1] == "077"
-    release = web.file("/opt/eterna-app/current").linked_to
+    release = web.file("/opt/eterna-app/previous").linked_to
+    assert release.split("/")[-1].startswith("1.0.1-")
     closed = web.check_output(f"find {release} -type d ! -perm -0055 -printf '%m %p\\n'")
     assert not closed, closed
     web.check_output(f"runuser -u eterna-app -- {release}/venv/bin/python -c 'import fastapi, sqlalchemy'")
+
+
+def test_completed_release_closed_to_the_app_is_opened_by_a_rerun():
+    """side_effect.yml closed the first release's virtualenv to others (chmod -R o-rwx, what the role before 9b567ed
+    left under the hardening umask) and ran the role again: every file is readable again, and after the rollback
+    that release serves."""
+    web = node(WEB)
+    release = web.file("/opt/eterna-app/current").linked_to
+    assert release.split("/")[-1].startswith("1.0.0-")
+    closed = web.check_output(f"find {release}/venv ! -perm -0004 -printf '%m %p\\n'")
+    assert not closed, closed
+    status, _ = http("GET", "/health")
+    assert status == 200
 
 
 def test_database_migrated_to_head_with_backup():
