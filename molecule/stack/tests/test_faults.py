@@ -134,6 +134,11 @@ def sh(host: str, cmd: str) -> bool:
     return node(host).run(cmd).rc == 0
 
 
+def answers_on_private_address(host: str, port: int) -> bool:
+    """``/metrics`` on ``port`` answers on the host's private address (its first address, as the roles bind it)."""
+    return sh(host, f"curl -sf -o /dev/null http://$(hostname -I | awk '{{print $1}}'):{port}/metrics")
+
+
 def redis_cli(cmd: str) -> str:
     """A command to Redis/Valkey on the data host as the admin user (the release's client)."""
     data = node(DATA)
@@ -337,7 +342,8 @@ FAULTS = [
         "seaweedfs",
         DATA,
         lambda: "seaweedfs",
-        lambda: sh(DATA, "curl -s -o /dev/null http://127.0.0.1:9327/metrics"),
+        # Its metrics listen on the private address only (seaweedfs_metrics_bind_address), like the exporters.
+        lambda: answers_on_private_address(DATA, 9327),
         f'up{{job="objectstore", host="{DATA}"}} == 0',
         ("TargetDown",),
         during=download_document,
@@ -372,7 +378,7 @@ FAULTS = [
         "node-exporter",
         DATA,
         lambda: "prometheus-node-exporter",
-        lambda: sh(DATA, "curl -s -o /dev/null http://$(hostname -I | awk '{print $1}'):9100/metrics"),
+        lambda: answers_on_private_address(DATA, 9100),
         f'up{{job="node", host="{DATA}"}} == 0',
         ("NodeDown",),
     ),
