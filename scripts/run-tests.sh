@@ -23,15 +23,16 @@ run_stage() {  # name, command... ; writes build/test-logs/<name>.result
   local name=$1 start rc secs
   shift
   start=$(date +%s)
-  "$@" >"$logs/$name.log" 2>&1
-  rc=$?
+  # Each line of the log starts with the seconds since the stage began: where a slow stage spends its time.
+  "$@" 2>&1 | awk -v t0="$start" '{ printf "%5d %s\n", systime() - t0, $0; fflush() }' >"$logs/$name.log"
+  rc=${PIPESTATUS[0]}
   secs=$(($(date +%s) - start))
   if [ $rc -eq 0 ]; then
     echo "passed  ${secs}s  $name" | tee "$logs/$name.result"
     # A passing stage with skipped tests says so, with pytest's reason for each (-ra prints "SKIPPED [n] where: why").
-    grep -E '^SKIPPED \[[0-9]+\]' "$logs/$name.log" | sed "s/^SKIPPED/skipped-test  $name:/" | tee -a "$logs/$name.result"
+    sed -E 's/^ *[0-9]+ //' "$logs/$name.log" | grep -E '^SKIPPED \[[0-9]+\]' | sed "s/^SKIPPED/skipped-test  $name:/" | tee -a "$logs/$name.result"
     # Expected failures too (pytest -ra: "XFAIL test - reason"): a known gap, listed, never counted as passed work.
-    grep -E '^XFAIL ' "$logs/$name.log" | sed "s/^XFAIL/xfailed-test  $name:/" | tee -a "$logs/$name.result"
+    sed -E 's/^ *[0-9]+ //' "$logs/$name.log" | grep -E '^XFAIL ' | sed "s/^XFAIL/xfailed-test  $name:/" | tee -a "$logs/$name.result"
   else
     echo "FAILED  ${secs}s  $name (log: $logs/$name.log)" | tee "$logs/$name.result"
     echo "----- last 150 lines of $name -----"
@@ -57,7 +58,7 @@ export ETERNA_DEBIAN_SUITE=${ETERNA_DEBIAN_SUITE:-trixie}
 # What the tests need from the system (the release's PostgreSQL, nft...), installed when missing and when root.
 scripts/test-deps.sh
 [ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh
-[ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q tests/unit tests/migrations
+[ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q -n auto tests/unit tests/migrations
 # The reference app's own tests, in build/app-venv (FastAPI and the app's pins are not in .venv).
 [ -n "${SKIP_UNIT:-}" ] || run_stage unit-app scripts/app-tests.sh
 [ -n "${SKIP_SCAN:-}" ] || run_stage scan scripts/scan.sh

@@ -146,6 +146,7 @@ def _results(play: dict):
             {"postgres_max_connections": 60},
             "The app may hold 73 connections on h1 at peak, more than the 57 that host leaves to ordinary roles",
         ),
+        ({"backup_schedule_drill": "fortnightly"}, "Failed to parse calendar specification 'fortnightly'"),
         ({"app_database_pool_size": 0}, "app_database_pool_size of h1 must be at least 1 (got 0)"),
         ({"app_metrics_latency_tenants": ["acme", "Other Co"]}, "app_metrics_latency_tenants must be a list of tenant"),
     ],
