@@ -15,6 +15,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
+# Python writes each line as it comes, so the seconds run_stage prefixes are when it happened.
+export PYTHONUNBUFFERED=1
 logs=build/test-logs
 mkdir -p "$logs"
 rm -f "$logs"/*.result
