@@ -35,8 +35,9 @@ def _native(value: Any) -> Any:
     """``value`` rebuilt from plain dicts, lists and strs.
 
     Ansible hands a filter its arguments as lazy, tagged containers. ansible-core's validator deep-copies what it
-    checks, and a deep copy of a lazy container copies its templar and every variable behind it: 60 s of a site run's
-    preflight with 3 hosts (py-spy), against 7 s with plain values.
+    checks, and a deep copy of a lazy container copies its templar and every variable behind it: 63 s of a 101 s
+    ``site.yml --check`` with 3 hosts (py-spy), against 4 s with plain values (1 Dec 2026, 2 cores, load 5).
+    Raises nothing; values of other types are returned as they are.
     """
     if isinstance(value, Mapping):
         return {_native(key): _native(item) for key, item in value.items()}
