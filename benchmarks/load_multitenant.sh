@@ -15,7 +15,10 @@
 # (nginx_limit_exempt_networks), so the figures are the platform's, not the limiter's; logins stay limited per
 # address by design, so the mix caps them (BENCH_LOGIN_RATE). Sizes and steps: the BENCH_* variables of
 # locustfile.py and seed.py (defaults fit the 2-core lab machine). BENCH_SCALING=0 skips the one-host run,
-# BENCH_CEILING=0 the runs on lab-app1. Prints figures; asserts nothing.
+# BENCH_CEILING=0 the runs on lab-app1. BENCH_APP_CPUS=0.5 caps each app host's container at that many CPUs (CFS
+# quota over a 100 ms period, docker update) for the run and restores its earlier quota at the end: on a machine
+# whose cores every container shares, that gives each app host CPU time of its own, so the one-host and two-host
+# runs compare app tiers, not the same two cores. Prints figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"  # run alone as well as from make, which sets it
@@ -41,8 +44,15 @@ ln -sfn "$(basename "$run_dir")" build/bench/load/latest
 sampler=$!
 ceiling_pid=""
 scaled_down=""
+capped=()  # container=earlier CFS quota in microseconds (0 or -1: none)
 cleanup() {
   kill "$sampler" 2>/dev/null || true
+  for entry in "${capped[@]}"; do
+    quota=${entry#*=}
+    [ "$quota" -gt 0 ] || quota=-1
+    docker update --cpu-quota "$quota" "${entry%%=*}" >/dev/null ||
+      echo "load_multitenant: restore the CPU quota of ${entry%%=*} by hand (docker update --cpu-quota $quota)" >&2
+  done
   if [ -n "$ceiling_pid" ]; then docker exec "$APP" kill "$ceiling_pid" 2>/dev/null || true; fi
   if [ -n "$scaled_down" ]; then
     echo "restoring the edge's upstream (every app host)"
@@ -53,6 +63,13 @@ cleanup() {
 trap cleanup EXIT
 echo "host: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "results: $run_dir"
+if [ -n "${BENCH_APP_CPUS:-}" ]; then
+  for host in $(ansible "${inventory[@]}" app --list-hosts | tail -n +2); do
+    capped+=("$host=$(docker inspect -f '{{.HostConfig.CpuQuota}}' "$host")")
+    docker update --cpu-period 100000 --cpu-quota "$(awk -v c="$BENCH_APP_CPUS" 'BEGIN {printf "%d", c * 100000}')" "$host" >/dev/null
+  done
+  echo "app hosts capped at $BENCH_APP_CPUS CPUs each: ${capped[*]%%=*}" | tee "$run_dir/conditions.txt"
+fi
 
 # The load container runs this machine's virtualenv (Locust pinned in pyproject.toml): the repository and the
 # virtualenv's base Python are mounted read-only at their own paths, the run directory read-write.

@@ -140,6 +140,8 @@ def main() -> int:
         h, c = summaries["app1-houses"]["max_throughput_rps"], summaries["app1-ceiling"]["max_throughput_rps"]
         if c > 0:
             lines.append(f"House list / ceiling on lab-app1 (highest throughputs): {h:.1f} / {c:.1f} = {h / c:.2f}")
+    if (conditions := run / "conditions.txt").exists():
+        lines.append(conditions.read_text().strip())
     if la := load_average(run):
         lines.append(f"Load average (1 min) during the run: min {la[0]:.1f}, mean {la[1]:.1f}, max {la[2]:.1f}")
     text = "\n".join(lines) + "\n"
