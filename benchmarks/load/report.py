@@ -113,7 +113,9 @@ def main() -> int:
     ]
     for label, steps in runs.items():
         s = summaries[label]
-        k = s["knee"]
+        # Judged again from the step table with the current rules (loadlib.row_meets), so older runs compare.
+        k = loadlib.knee_row(steps)
+        s["knee"] = dict(k) if k else None
         knee = f"{k['offered_rps']:.0f} / {k['throughput_rps']:.1f} req/s" if k else "below the first step"
         lat = f"{k['p50_ms']:.0f} / {k['p95_ms']:.0f} / {k['p99_ms']:.0f} ms" if k else "-"
         lines.append(

@@ -96,7 +96,9 @@ def test_bucket_rounds_like_locust() -> None:
     assert [L.bucket(x) for x in (42.4, 147, 999, 1049, 2351)] == [42, 150, 1000, 1000, 2400]
 
 
-def _result(rate: float, p95_ms: float, failures: int = 0, requests: int = 200, seconds: float = 25):
+def _result(rate: float, p95_ms: float, failures: int = 0, requests: int | None = None, seconds: float = 25):
+    """A step that answered ``requests`` (default: exactly what was offered) with the slowest 5 % at ``p95_ms``."""
+    requests = round(rate * seconds) if requests is None else requests
     r = L.StepResult(rate=rate, users=int(rate), seconds=seconds)
     slow = requests // 20  # the slowest 5 %
     for i in range(requests):
@@ -126,8 +128,25 @@ def test_knee_is_the_last_good_step_before_the_first_miss() -> None:
 
 
 def test_knee_counts_errors_and_order_does_not_matter() -> None:
-    results = [_result(30, 100, failures=3), _result(10, 100), _result(20, 100, failures=2)]
-    assert L.knee(results).rate == 20  # 1 % exactly meets, 1.5 % misses
+    results = [_result(30, 100, failures=12), _result(10, 100), _result(20, 100, failures=5)]
+    assert L.knee(results).rate == 20  # 5 of 500 (1 %) exactly meets, 12 of 750 (1.6 %) misses
+
+
+def test_a_step_that_does_not_keep_up_misses_even_with_a_low_p95() -> None:
+    # Seen on the lab: 112/s offered, 31.9/s answered with p95 570 ms; the rest were held past the window.
+    starved = _result(112, 570, requests=round(31.9 * 25))
+    assert not starved.meets()
+    assert L.knee([_result(50, 1200), starved, _result(168, 30000)]).rate == 50
+    # Sampling noise at a low rate is not saturation: 3 standard deviations of a Poisson count below the offered.
+    assert L.keeps_up(5, 15, 75 - 25) and not L.keeps_up(5, 15, 75 - 27)
+    assert L.keeps_up(112, 15, 1558) and not L.keeps_up(112, 15, 1557)
+
+
+def test_rows_read_back_from_the_csv_are_judged_like_the_steps() -> None:
+    results = [_result(10, 50), _result(20, 300), _result(30, 300, requests=200), _result(40, 100)]
+    rows = [{k: str(v) for k, v in r.row().items()} for r in results]  # csv.DictReader gives strings
+    assert [L.row_meets(row) for row in rows] == [r.meets() for r in results] == [True, True, False, True]
+    assert L.knee_row(rows)["offered_rps"] == "20" and L.knee(results).rate == 20
 
 
 def test_knee_none_when_the_first_step_misses_and_top_when_none_does() -> None:
