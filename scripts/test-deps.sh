@@ -15,7 +15,7 @@
 # Their services are not started by the install (a policy-rc.d denies it while apt runs): the tests use the binaries.
 set -euo pipefail
 packages=(python3-venv make git debootstrap docker.io postgresql nftables shellcheck prometheus prometheus-alertmanager
-  age nginx rsyslog)
+  age nginx rsyslog openssl)
 need=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")

@@ -23,6 +23,7 @@ ESSENTIAL = {"logger": "bsdutils", "runuser": "util-linux"}
 # Program a test looks for -> the Debian package that provides it.
 PROVIDERS = {
     "nft": "nftables",
+    "openssl": "openssl",
     "postgres": "postgresql",
     "initdb": "postgresql",
     "git": "git",
