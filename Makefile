@@ -22,7 +22,7 @@ lint: venv  ## Run yamllint, ansible-lint, ruff and the argument_specs check
 	scripts/lint.sh
 
 unit: venv  ## Run the unit tests (filter plugins, scripts)
-	pytest -q -n auto tests/unit
+	pytest -q -n auto --dist worksteal tests/unit
 
 test: venv  ## Lint, unit tests, then every Molecule scenario (SCENARIOS="a b" to pick)
 	scripts/run-tests.sh

@@ -60,7 +60,8 @@ export ETERNA_DEBIAN_SUITE=${ETERNA_DEBIAN_SUITE:-trixie}
 # What the tests need from the system (the release's PostgreSQL, nft...), installed when missing and when root.
 scripts/test-deps.sh
 [ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh
-[ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q -n auto tests/unit tests/migrations
+# --dist worksteal: an idle worker takes queued tests from a busy one (the slow site runs otherwise end on one worker).
+[ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q -n auto --dist worksteal tests/unit tests/migrations
 # The reference app's own tests, in build/app-venv (FastAPI and the app's pins are not in .venv).
 [ -n "${SKIP_UNIT:-}" ] || run_stage unit-app scripts/app-tests.sh
 [ -n "${SKIP_SCAN:-}" ] || run_stage scan scripts/scan.sh
