@@ -59,12 +59,17 @@ export ETERNA_DEBIAN_SUITE=${ETERNA_DEBIAN_SUITE:-trixie}
 
 # What the tests need from the system (the release's PostgreSQL, nft...), installed when missing and when root.
 scripts/test-deps.sh
-[ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh
+# lint (ansible-lint: mostly one core) runs beside unit-app then scan (one core each); then the unit tests, which use
+# every core. The stages share no files but their logs.
+[ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh &
+# The reference app's own tests, in build/app-venv (FastAPI and the app's pins are not in .venv).
+{
+  [ -n "${SKIP_UNIT:-}" ] || run_stage unit-app scripts/app-tests.sh
+  [ -n "${SKIP_SCAN:-}" ] || run_stage scan scripts/scan.sh
+} &
+wait
 # --dist worksteal: an idle worker takes queued tests from a busy one (the slow site runs otherwise end on one worker).
 [ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q -n auto --dist worksteal tests/unit tests/migrations
-# The reference app's own tests, in build/app-venv (FastAPI and the app's pins are not in .venv).
-[ -n "${SKIP_UNIT:-}" ] || run_stage unit-app scripts/app-tests.sh
-[ -n "${SKIP_SCAN:-}" ] || run_stage scan scripts/scan.sh
 
 if [ -z "${SKIP_MOLECULE:-}" ]; then
   scripts/docker-engine.sh || { echo "no Docker engine answers"; exit 1; }
