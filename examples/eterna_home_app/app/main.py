@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import time
-import uuid
-
-import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 
@@ -15,14 +10,13 @@ from app import __version__, docs, outages
 from app.api import auth, bim, documents, houses, members
 from app.config import get_settings
 from app.health import router as health_router
-from app.logging_setup import configure_logging, request_id_var, tenant_id_var
-from app.metrics import IN_FLIGHT, LATENCY, REQUESTS, latency_tenant, set_worker_threads
+from app.logging_setup import configure_logging
 from app.metrics import router as metrics_router
+from app.observe import RequestObserver
 from app.uploads import UploadLimitMiddleware
 
 settings = get_settings()
 configure_logging(settings.LOG_LEVEL)
-log = logging.getLogger("app.request")
 
 app = FastAPI(
     title="Eterna Home (reference app)",
@@ -45,48 +39,8 @@ if settings.cors_origins:
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         allow_credentials=True,
     )
-
-
-@app.middleware("http")
-async def observe(request: Request, call_next):  # noqa: ANN001, ANN201 - starlette middleware signature
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    request_id_var.set(request_id[:64])
-    tenant_id_var.set("none")
-    start = time.perf_counter()
-    status = 500
-    # The scrape itself is not load: an idle worker reads 0 in flight.
-    counted = request.url.path != "/metrics"
-    if counted:
-        # anyio's limiter exists only inside the event loop: its size is read here, not at import.
-        set_worker_threads(anyio.to_thread.current_default_thread_limiter().total_tokens)
-        IN_FLIGHT.inc()
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        response.headers["X-Request-ID"] = request_id_var.get()
-        return response
-    finally:
-        if counted:
-            IN_FLIGHT.dec()
-        # The tenant of the verified token (app.auth sets it); "none" for unauthenticated requests.
-        # Never a client header: labels stay bounded by real tenants.
-        tenant = getattr(request.state, "tenant", "none")
-        tenant_id_var.set(tenant)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        elapsed = time.perf_counter() - start
-        REQUESTS.labels(tenant, request.method, path, str(status)).inc()
-        LATENCY.labels(latency_tenant(tenant, get_settings().latency_tenants), request.method, path).observe(elapsed)
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.url.path,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-            },
-        )
-
+# Outermost of the app's middleware, so its figures and log line cover everything below it.
+app.add_middleware(RequestObserver)
 
 app.include_router(health_router)
 app.include_router(metrics_router)
