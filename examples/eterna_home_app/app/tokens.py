@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
@@ -83,7 +85,83 @@ def verify_access_token(settings: Settings, token: str) -> AccessClaims:
     every claim of REQUIRED_CLAIMS present, ``exp``/``nbf``/``iat`` with JWT_LEEWAY seconds, ``iss``,
     ``aud``, ``sub`` a UUID, ``tid`` a well-formed tenant id and ``role`` a known role.
     Raises TokenError otherwise.
+
+    A token that passed every check is remembered (``VerifiedTokens``, per ``settings``): presented again, only
+    the checks that depend on the time are made again, with the same bounds, and it is refused from the same
+    instant as the full verification would refuse it. A token that fails any check is never remembered.
     """
+    cache = VerifiedTokens.of(settings)
+    claims = cache.get(token, settings.JWT_LEEWAY)
+    if claims is not None:
+        return claims
+    claims, valid_from, retires = _verify(settings, token)
+    cache.put(token, claims, valid_from, retires)
+    return claims
+
+
+class VerifiedTokens:
+    """Access tokens that passed ``verify_access_token``, for the settings they were verified with.
+
+    At most MAX_ENTRIES tokens (the least recently used one goes); thread-safe. Each entry keeps the token's
+    claims, the time it became valid (the later of ``nbf`` and ``iat``) and the time its signing key retires.
+    """
+
+    MAX_ENTRIES = 1024
+    _current: VerifiedTokens | None = None
+    _current_lock = threading.Lock()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._entries: OrderedDict[str, tuple[AccessClaims, int, int | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, settings: Settings) -> VerifiedTokens:
+        """The cache of ``settings`` (a new, empty one when the settings object changed: keys may differ)."""
+        current = cls._current
+        if current is None or current.settings is not settings:
+            with cls._current_lock:
+                current = cls._current
+                if current is None or current.settings is not settings:
+                    current = cls._current = cls(settings)
+        return current
+
+    def get(self, token: str, leeway: int, now: float | None = None) -> AccessClaims | None:
+        """The remembered claims of ``token`` when it is still acceptable at ``now`` (Unix seconds, default the
+        current time) with ``leeway`` seconds, the bounds of PyJWT and ``verify_access_token``: ``exp > now -
+        leeway``, valid-from ``<= now + leeway``, signing key not retired (``now <= not_after``).
+
+        :returns: the claims, or None when the token is unknown or one of these checks fails now (the entry is
+            dropped: the full verification then decides, and says why).
+        """
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            claims, valid_from, retires = entry
+            at = time.time() if now is None else now
+            if claims.expires_at <= at - leeway or valid_from > at + leeway or (retires is not None and at > retires):
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return claims
+
+    def put(self, token: str, claims: AccessClaims, valid_from: int, retires: int | None) -> None:
+        """Remember ``token``, verified now: its ``claims``, ``valid_from`` (max of nbf and iat, Unix seconds) and
+        ``retires`` (the signing key's not_after, or None)."""
+        with self._lock:
+            self._entries[token] = (claims, valid_from, retires)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self.MAX_ENTRIES:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _verify(settings: Settings, token: str) -> tuple[AccessClaims, int, int | None]:
+    """Every check of ``verify_access_token``, with no memory. Returns (claims, max(nbf, iat), the signing key's
+    not_after or None). Raises TokenError."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -126,7 +204,8 @@ def verify_access_token(settings: Settings, token: str) -> AccessClaims:
         raise TokenError("tid is not a tenant id")
     if role not in ROLES:
         raise TokenError("unknown role")
-    return AccessClaims(user_id, tenant, role, claims["jti"], key.kid, int(claims["exp"]))
+    access = AccessClaims(user_id, tenant, role, claims["jti"], key.kid, int(claims["exp"]))
+    return access, max(int(claims["nbf"]), int(claims["iat"])), key.not_after
 
 
 def new_refresh_token() -> tuple[str, str]:

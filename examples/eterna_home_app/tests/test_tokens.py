@@ -201,3 +201,58 @@ def test_hs512_deployment_refuses_hs256(client, owner, monkeypatch):
     get_settings.cache_clear()
     assert_rejected(call(client, sign(claims(owner), alg="HS256")))
     assert call(client, sign(claims(owner), alg="HS512")).status_code == 200
+
+
+# Verified tokens are remembered (app.tokens.VerifiedTokens); only the time checks are made again on reuse.
+
+
+def test_a_token_used_before_is_refused_once_its_key_is_removed_or_retired(client, owner, monkeypatch):
+    from app.config import get_settings
+
+    token = sign(claims(owner), secret=SECRET_K1, kid="k1")
+    assert call(client, token).status_code == 200
+    assert call(client, token).status_code == 200
+    monkeypatch.setenv("JWT_KEYS", f"k2:{SECRET_K2},k1:{SECRET_K1}:{int(time.time()) - 1}")
+    get_settings.cache_clear()
+    assert_rejected(call(client, token))
+    monkeypatch.setenv("JWT_KEYS", f"k2:{SECRET_K2}")
+    get_settings.cache_clear()
+    assert_rejected(call(client, token))
+
+
+def test_remembered_claims_answer_only_while_the_time_checks_pass():
+    from app.tokens import AccessClaims, VerifiedTokens
+
+    cache = VerifiedTokens(object())  # type: ignore[arg-type]
+    access = AccessClaims(uuid.uuid4(), "tenant-a", "owner", "jti", "k2", expires_at=1000)
+    cache.put("expiring", access, valid_from=900, retires=None)
+    # The bounds of PyJWT with a leeway of 30 s: exp > now - 30 and max(nbf, iat) <= now + 30.
+    assert cache.get("expiring", 30, now=1029) == access
+    assert cache.get("expiring", 30, now=869) is None  # clock went back before nbf - leeway
+    assert cache.get("expiring", 30, now=1029) is None  # dropped: the full verification decides again
+    cache.put("expiring", access, valid_from=900, retires=None)
+    assert cache.get("expiring", 30, now=1030) is None
+    cache.put("retiring", access, valid_from=900, retires=950)
+    assert cache.get("retiring", 30, now=950) == access
+    assert cache.get("retiring", 30, now=951) is None
+    assert cache.get("unknown", 30, now=950) is None
+    assert len(cache) == 0
+
+
+def test_refused_tokens_are_not_remembered_and_the_memory_is_bounded(client, owner, monkeypatch):
+    from app.config import get_settings
+    from app.tokens import TokenError, VerifiedTokens, verify_access_token
+
+    monkeypatch.setattr(VerifiedTokens, "MAX_ENTRIES", 3)
+    settings = get_settings()
+    forged = sign(claims(owner), secret="F" * 64)
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            verify_access_token(settings, forged)
+    assert len(VerifiedTokens.of(settings)) == 0
+    tokens = [sign(claims(owner, jti=f"jti-{n}")) for n in range(5)]
+    for token in tokens:
+        verify_access_token(settings, token)
+    assert len(VerifiedTokens.of(settings)) == 3
+    assert VerifiedTokens.of(settings).get(tokens[-1], 30) is not None
+    assert VerifiedTokens.of(settings).get(tokens[0], 30) is None
