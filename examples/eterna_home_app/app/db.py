@@ -1,28 +1,45 @@
-"""Engine and sessions (SQLAlchemy 2, psycopg 3)."""
+"""Engine and sessions (SQLAlchemy 2, psycopg 3).
+
+Endpoints get their session from ``get_session``, which admits at most DB_POOL_SIZE + DB_MAX_OVERFLOW requests of a
+worker at once (``db_slots``): the others wait in the event loop, not on a worker thread. Without that bound a
+worker could stall: FastAPI runs a sync endpoint and then the validation of its answer on two separate hops to
+the thread pool, with the request's connection held in between; when every thread waited for a connection, the
+requests holding the connections waited for a thread, until the pool's timeout failed them.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import lru_cache
 
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
 from sqlalchemy import Engine, create_engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
 from app.metrics import instrument_pool
 
+# Seconds a request waits for a database slot (SQLAlchemy's QueuePool waits as long for a connection), then 503.
+SLOT_TIMEOUT = 30.0
+
 
 @lru_cache
 def get_engine() -> Engine:
+    """The process's engine (cached): pool sized from DB_POOL_SIZE/DB_MAX_OVERFLOW, pinged on checkout.
+
+    :returns: the SQLAlchemy engine for DATABASE_URL.
+    :raises sqlalchemy.exc.ArgumentError: DATABASE_URL is not a database URL.
+    """
     settings = get_settings()
+    postgres = settings.DATABASE_URL.startswith("postgresql")
     # A host that does not answer fails the request after READY_TIMEOUT (libpq's minimum is 2 s), answered 503
     # by app.outages, instead of holding the API worker for the kernel's TCP timeout.
-    connect_args = (
-        {"connect_timeout": max(2, math.ceil(settings.READY_TIMEOUT))}
-        if settings.DATABASE_URL.startswith("postgresql")
-        else {}
-    )
+    connect_args = {"connect_timeout": max(2, math.ceil(settings.READY_TIMEOUT))} if postgres else {}
     engine = create_engine(
         settings.DATABASE_URL,
         pool_pre_ping=True,
@@ -41,12 +58,80 @@ def _factory() -> sessionmaker[Session]:
 
 
 def session_scope() -> Session:
+    """A new session on the process's engine (no connection until its first query). Use it as a context manager.
+
+    :returns: a ``Session`` with ``expire_on_commit=False``.
+    """
     return _factory()()
 
 
-def get_session() -> Iterator[Session]:
-    session = session_scope()
+class _Slots:
+    """The database admission of one event loop: ``enter`` bounds concurrent sessions; ``close`` runs their
+    closing rollbacks on threads of their own, never queued behind the endpoints' thread pool."""
+
+    def __init__(self, size: int) -> None:
+        self.enter = anyio.Semaphore(size)
+        self.close = anyio.CapacityLimiter(size)
+
+
+_SLOTS: RunVar[_Slots] = RunVar("eterna_db_slots")
+
+
+def db_slots() -> _Slots:
+    """This event loop's slots, made on first use with DB_POOL_SIZE + DB_MAX_OVERFLOW of them.
+
+    :returns: the ``_Slots`` of the running event loop (one per loop: uvicorn has one per worker, tests one per client).
+    """
     try:
-        yield session
+        return _SLOTS.get()
+    except LookupError:
+        settings = get_settings()
+        slots = _Slots(settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
+        _SLOTS.set(slots)
+        return slots
+
+
+@asynccontextmanager
+async def database_session() -> AsyncIterator[Session]:
+    """A session for a request, holding one of the worker's database slots until it is closed.
+
+    Waits in the event loop for a slot (at most as many requests as the pool has connections hold one), so a
+    request on a worker thread never waits for a connection. Opening the session does no I/O and happens in the
+    event loop; closing it goes to a thread only when a transaction is still open (its rollback is a round trip).
+    Code that closes the session on its own thread before leaving it makes the exit free.
+
+    :returns: an async context manager yielding one ``Session``.
+    :raises sqlalchemy.exc.TimeoutError: no slot within SLOT_TIMEOUT seconds (answered 503 by app.outages).
+    """
+    slots = db_slots()
+    try:
+        slots.enter.acquire_nowait()
+    except anyio.WouldBlock:
+        # Only a request that has to wait pays for the timeout's cancel scope.
+        try:
+            with anyio.fail_after(SLOT_TIMEOUT):
+                await slots.enter.acquire()
+        except TimeoutError:
+            raise sa_exc.TimeoutError(f"no database slot free within {SLOT_TIMEOUT:.0f} s") from None
+    try:
+        session = session_scope()
+        try:
+            yield session
+        finally:
+            if session.in_transaction():
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(session.close, limiter=slots.close)
+            else:
+                session.close()
     finally:
-        session.close()
+        slots.enter.release()
+
+
+async def get_session() -> AsyncIterator[Session]:
+    """FastAPI dependency: ``database_session`` for the whole request (closed after the response was sent).
+
+    :returns: an async iterator yielding one ``Session``.
+    :raises sqlalchemy.exc.TimeoutError: no database slot within SLOT_TIMEOUT seconds (503).
+    """
+    async with database_session() as session:
+        yield session

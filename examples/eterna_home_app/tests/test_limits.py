@@ -111,7 +111,7 @@ def test_dependency_outage_answers_503_with_retry_after(client, world, monkeypat
     def down(*_: object, **__: object):
         raise exc
 
-    monkeypatch.setattr(houses, "select", down)
+    monkeypatch.setattr(houses, "house_list_json", down)
     owner = world.member("t-down", "owner")
     response = client.get("/api/v1/houses", headers=owner.headers)
     assert response.status_code == 503, response.text
@@ -135,7 +135,7 @@ def test_other_errors_stay_500(engine, world, monkeypatch, exc):
     def broken(*_: object, **__: object):
         raise exc
 
-    monkeypatch.setattr(houses, "select", broken)
+    monkeypatch.setattr(houses, "house_list_json", broken)
     owner = world.member("t-bug", "owner")
     with TestClient(main.app, raise_server_exceptions=False) as test_client:
         response = test_client.get("/api/v1/houses", headers=owner.headers)

@@ -81,21 +81,18 @@ def test_latency_tenants_setting_refuses_what_is_not_a_tenant_id(monkeypatch, ba
         Settings()
 
 
-def test_in_flight_counts_the_request_being_served_and_not_the_scrape(client, a):
-    from app.db import get_session
-    from app.main import app
+def test_in_flight_counts_the_request_being_served_and_not_the_scrape(client, a, monkeypatch):
+    from app.api import houses
 
     seen: list[float | None] = []
+    read_houses = houses.house_list_json
 
-    def watching_session():
+    def watching(*args):
         seen.append(REGISTRY.get_sample_value("eterna_http_requests_in_flight"))
-        yield from get_session()
+        return read_houses(*args)
 
-    app.dependency_overrides[get_session] = watching_session
-    try:
-        assert client.get("/api/v1/houses", headers=a.headers).status_code == 200
-    finally:
-        app.dependency_overrides.pop(get_session)
+    monkeypatch.setattr(houses, "house_list_json", watching)
+    assert client.get("/api/v1/houses", headers=a.headers).status_code == 200
     assert seen == [1.0]
     assert REGISTRY.get_sample_value("eterna_http_requests_in_flight") == 0.0
     text = client.get("/metrics").text

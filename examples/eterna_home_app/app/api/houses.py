@@ -6,16 +6,34 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from sqlalchemy import select
+from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.api.schemas import HouseIn, HouseOut, HousePatch
 from app.auth import Principal, require
-from app.db import get_session
+from app.db import database_session, get_session
 from app.models import House
 
 router = APIRouter(prefix="/api/v1/houses", tags=["houses"])
+# Validates the rows and encodes them as FastAPI encodes the response model (same bytes).
+HOUSE_LIST: TypeAdapter[list[HouseOut]] = TypeAdapter(list[HouseOut])
+# The columns the house list reads: the fields of HouseOut, in its order.
+HOUSE_FIELDS = tuple(HouseOut.model_fields)
+_HOUSES = House.__table__.c
+# One Core statement for every page of every tenant, built once: SQLAlchemy finds its compiled form without
+# building and hashing a new statement, and skips the ORM layer. The tenant is always a bound parameter.
+HOUSE_PAGE = (
+    select(*(_HOUSES[field] for field in HOUSE_FIELDS))
+    .where(_HOUSES.tenant_id == bindparam("tenant"))
+    .order_by(_HOUSES.created_at, _HOUSES.id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+# One statement reads one snapshot: no BEGIN before it and no ROLLBACK after it (two round trips saved).
+_READ_ONLY_STATEMENT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def tenant_house(house_id: uuid.UUID, tenant: str, session: Session) -> House:
@@ -26,16 +44,42 @@ def tenant_house(house_id: uuid.UUID, tenant: str, session: Session) -> House:
 
 
 @router.get("", response_model=list[HouseOut])
-def list_houses(
+async def list_houses(
     limit: int = 100,
     offset: int = 0,
     principal: Principal = Depends(require("houses:read")),
-    session: Session = Depends(get_session),
-) -> list[House]:
-    tenant = principal.tenant
-    limit = max(1, min(limit, 500))
-    query = select(House).where(House.tenant_id == tenant).order_by(House.created_at, House.id)
-    return list(session.scalars(query.limit(limit).offset(max(offset, 0))))
+) -> Response:
+    """The caller's tenant's houses, oldest first: ``limit`` (1 to 500, clamped) rows from ``offset``.
+
+    The query and the JSON encoding run in one hop to the thread pool; the connection goes back to the pool before
+    the hop ends and the database slot right after it, before the answer is sent. ``response_model`` documents
+    the body.
+    """
+    async with database_session() as session:
+        body = await run_in_threadpool(house_list_json, session, principal.tenant, limit, offset)
+    return Response(body, media_type="application/json")
+
+
+def house_list_json(session: Session, tenant: str, limit: int, offset: int) -> bytes:
+    """The JSON list of ``HouseOut`` for ``tenant``'s houses ordered by creation time then id.
+
+    One SELECT of HouseOut's columns in autocommit mode (no ORM objects, no transaction), then ``session`` is
+    closed, also when the query fails.
+
+    :param session: the request's session (closed on return).
+    :param tenant: the tenant of the verified token; the only tenant whose rows are read.
+    :param limit: rows wanted, clamped to 1..500.
+    :param offset: rows skipped, negative counts as 0.
+    :returns: UTF-8 JSON bytes, identical to FastAPI's encoding of ``list[HouseOut]``.
+    :raises sqlalchemy.exc.SQLAlchemyError: the query failed (app.outages answers 503 for an outage).
+    """
+    params = {"tenant": tenant, "limit": max(1, min(limit, 500)), "offset": max(offset, 0)}
+    try:
+        rows = session.connection(execution_options=_READ_ONLY_STATEMENT).execute(HOUSE_PAGE, params).all()
+    finally:
+        session.close()
+    # Plain dicts validate several times faster than rows read by attribute.
+    return HOUSE_LIST.dump_json(HOUSE_LIST.validate_python([dict(zip(HOUSE_FIELDS, row, strict=True)) for row in rows]))
 
 
 @router.post("", response_model=HouseOut, status_code=201)

@@ -1,0 +1,120 @@
+"""Database sessions of requests (app.db): admission by slots so a worker cannot stall on its own pool, and the
+house list's one-hop read."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio
+import pytest
+import sqlalchemy.exc
+from pydantic import TypeAdapter
+from sqlalchemy import create_engine, select
+
+
+@pytest.fixture
+def small_pool(tmp_path, monkeypatch):
+    """A file database behind a real QueuePool of one connection (DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0)."""
+    from app import db, models
+    from app.config import get_settings
+
+    monkeypatch.setenv("DB_POOL_SIZE", "1")
+    monkeypatch.setenv("DB_MAX_OVERFLOW", "0")
+    get_settings.cache_clear()
+    engine = create_engine(
+        f"sqlite+pysqlite:///{tmp_path / 'pool.db'}",
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=5,
+        connect_args={"check_same_thread": False},
+    )
+    models.Base.metadata.create_all(engine)
+    db._factory.cache_clear()
+    monkeypatch.setattr(db, "get_engine", lambda: engine)
+    yield engine
+    db._factory.cache_clear()
+    engine.dispose()
+
+
+def test_more_requests_than_threads_and_connections_all_answer(small_pool):
+    """Two worker threads, one connection, eight concurrent requests to endpoints that hold the connection
+    across two thread hops (endpoint, then validation of the answer). Before slots, the threads waited for the
+    connection while its holder waited for a thread: every request stalled until the pool's timeout (503)."""
+    from conftest import World
+    from fastapi.testclient import TestClient
+
+    from app import main
+
+    owner = World(small_pool).member("tenant-a", "owner")
+    with TestClient(main.app) as client:
+        house = client.post("/api/v1/houses", json={"name": "Villa"}, headers=owner.headers).json()
+
+        def two_threads() -> None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+
+        client.portal.call(two_threads)
+        paths = [f"/api/v1/houses/{house['id']}", "/api/v1/houses?limit=5"] * 4
+        with ThreadPoolExecutor(len(paths)) as pool:
+            statuses = list(pool.map(lambda path: client.get(path, headers=owner.headers).status_code, paths))
+    assert statuses == [200] * len(paths)
+
+
+def test_a_request_that_finds_no_slot_in_time_fails_with_the_pools_timeout(small_pool, monkeypatch):
+    from app import db
+
+    monkeypatch.setattr(db, "SLOT_TIMEOUT", 0.05)
+
+    async def two_sessions() -> None:
+        async with db.database_session():
+            with pytest.raises(sqlalchemy.exc.TimeoutError, match="no database slot"):
+                async with db.database_session():
+                    pass
+        async with db.database_session():  # the slot came back
+            pass
+
+    anyio.run(two_sessions)
+
+
+def test_closing_goes_to_a_thread_only_with_an_open_transaction(small_pool, monkeypatch):
+    from sqlalchemy import text
+
+    from app import db
+
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func, *args, **kwargs):
+        hops.append(getattr(func, "__name__", "?"))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+
+    async def sessions() -> None:
+        async with db.database_session():
+            pass
+        async with db.database_session() as session:
+            session.execute(text("SELECT 1"))
+
+    anyio.run(sessions)
+    assert hops == ["close"]
+
+
+def test_house_list_bytes_are_fastapis_encoding_of_the_orm_rows(client, a, b, world):
+    from sqlalchemy.orm import Session
+
+    from app.api.schemas import HouseOut
+    from app.models import House
+
+    for n in range(3):
+        client.post("/api/v1/houses", json={"name": f"A{n}", "address": f"{n} street"}, headers=a.headers)
+    client.post("/api/v1/houses", json={"name": "B0"}, headers=b.headers)
+    with Session(world.engine) as session:
+        rows = session.scalars(
+            select(House).where(House.tenant_id == "tenant-a").order_by(House.created_at, House.id).limit(2).offset(1)
+        ).all()
+        expected = TypeAdapter(list[HouseOut]).dump_json([HouseOut.model_validate(row) for row in rows])
+    res = client.get("/api/v1/houses?limit=2&offset=1", headers=a.headers)
+    assert res.status_code == 200
+    assert res.headers["content-type"] == "application/json"
+    assert res.content == expected
+    assert [h["name"] for h in client.get("/api/v1/houses", headers=b.headers).json()] == ["B0"]
