@@ -5,8 +5,9 @@
 # throwaway PostgreSQL cluster (Debian's binaries, an unprivileged user, 127.0.0.1 on a free port, removed at the
 # end) with the app's alembic migrations and one tenant (create-owner, then 50 houses through the API).
 # wrk (benchmarks/wrk_report.lua) loads each target in turn, house list then ceiling, BENCH_ROUNDS times, so both
-# see the same background load. Prints requests/s, p50/p95/p99, failed requests and the load average of every run,
-# then the medians and the ratio house list / ceiling. Asserts nothing; stops by itself (about 2 minutes with the
+# see the same background load. Prints requests/s, p50/p95/p99, failed requests, the CPU time per request of the
+# server's processes and of PostgreSQL's (which the background load does not inflate) and the load average of
+# every run, then the medians and the ratio house list / ceiling. Asserts nothing; stops by itself (about 2 minutes with the
 # defaults) and stops its processes and cluster on exit, also on failure or Ctrl-C.
 #   benchmarks/app_ceiling.sh [WORKERS]      WORKERS defaults to 2
 # Environment: BENCH_DURATION (wrk run length, default 15s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3),
@@ -115,18 +116,36 @@ echo "app_ceiling: $(nproc) CPUs, app $APP_DIR ($(git -C "$APP_DIR" rev-parse --
 wrk -t"$THREADS" -c"$CONNS" -d3s -H "$auth" "$houses_url" >/dev/null
 wrk -t"$THREADS" -c"$CONNS" -d3s "$ceiling_url" >/dev/null
 
-# 3. Alternating runs; one line each: name, wrk_report.lua's figures, the load average just after.
+# 3. Alternating runs; one line each: name, wrk_report.lua's figures, the CPU time per request of the server's
+# processes and of PostgreSQL's (user + system, reaped children included; the background load does not count in
+# it), the load average just after.
+tick=$(getconf CLK_TCK)
+tree_ticks() {
+  local total=0 pid
+  for pid in "$@" $(pgrep -P "$(echo "$@" | tr ' ' ,)"); do
+    total=$((total + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+pg_pid=$(head -1 "$tmp/data/postmaster.pid")
 run() {
-  local name=$1 url=$2
-  shift 2
-  local line
+  local name=$1 pid=$2 url=$3
+  shift 3
+  local line server0 pg0 server1 pg1 requests
+  server0=$(tree_ticks "$pid")
+  pg0=$(tree_ticks "$pg_pid")
   line=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s benchmarks/wrk_report.lua "$@" "$url" | grep '^requests=')
-  echo "$name $line load=$(load | tr ' ' ,)"
+  server1=$(tree_ticks "$pid")
+  pg1=$(tree_ticks "$pg_pid")
+  requests=$(sed 's/^requests=\([0-9]*\).*/\1/' <<<"$line")
+  echo "$name $line $(awk -v s=$((server1 - server0)) -v p=$((pg1 - pg0)) -v n="$requests" -v t="$tick" \
+    'BEGIN { n = n > 0 ? n : 1; printf "cpu_ms_per_request: server=%.2f postgres=%.2f", s * 1000 / t / n, p * 1000 / t / n }')"\
+    "load=$(load | tr ' ' ,)"
 }
 : >"$tmp/runs"
 for round in $(seq "$ROUNDS"); do
-  run "round$round houses " "$houses_url" -H "$auth" | tee -a "$tmp/runs"
-  run "round$round ceiling" "$ceiling_url" | tee -a "$tmp/runs"
+  run "round$round houses " "${pids[0]}" "$houses_url" -H "$auth" | tee -a "$tmp/runs"
+  run "round$round ceiling" "${pids[1]}" "$ceiling_url" | tee -a "$tmp/runs"
 done
 
 # 4. Medians and the ratio (per round too: each pair ran back to back).
@@ -138,14 +157,15 @@ import sys
 runs = {"houses": [], "ceiling": []}
 for line in open(sys.argv[1]):
     name = line.split()[1]
-    figures = dict(re.findall(r"(\w+)=([0-9.]+)", line))
+    figures = dict(re.findall(r"(\w+)=([0-9.]+)", line.replace("cpu_ms_per_request:", "")))
     runs[name].append({k: float(v) for k, v in figures.items()})
 for name, items in runs.items():
-    med = {k: statistics.median(r[k] for r in items) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")}
+    med = {k: statistics.median(r[k] for r in items) for k in ("rps", "p50_ms", "p95_ms", "p99_ms", "server", "postgres")}
     failed = sum(int(r["failed"]) for r in items)
     print(
         f"median {name:8} rps={med['rps']:.1f} p50_ms={med['p50_ms']:.1f} p95_ms={med['p95_ms']:.1f} "
-        f"p99_ms={med['p99_ms']:.1f} failed={failed}"
+        f"p99_ms={med['p99_ms']:.1f} failed={failed} cpu_ms_per_request: server={med['server']:.2f} "
+        f"postgres={med['postgres']:.2f}"
     )
 pairs = [h["rps"] / c["rps"] for h, c in zip(runs["houses"], runs["ceiling"]) if c["rps"]]
 medians = statistics.median(r["rps"] for r in runs["houses"]) / statistics.median(r["rps"] for r in runs["ceiling"])
