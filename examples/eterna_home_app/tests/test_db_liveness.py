@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,12 @@ def test_connections_closed_by_the_server_are_replaced_at_checkout(postgres, mon
         # An administrator ends the pooled connection's session: its socket now holds a FATAL message and EOF.
         with psycopg.connect(host=socket_dir, port=5432, user="postgres", autocommit=True) as admin:
             assert admin.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
+            # The signal is sent; wait until the backend has actually gone (a query racing its exit would fail
+            # with or without the check, as it would after pool_pre_ping's SELECT 1).
+            for _ in range(200):
+                if admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (first,)).fetchone() == (0,):
+                    break
+                time.sleep(0.05)
         second = backend()
         assert second != first
         subprocess.run([*pg_ctl, "-m", "fast", "restart"], check=True, capture_output=True)
