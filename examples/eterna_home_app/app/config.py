@@ -131,9 +131,9 @@ class Settings(BaseSettings):
     CELERY_TASK_TIME_LIMIT: int = Field(default=1500, gt=0)
     # Seconds a client is told to wait (Retry-After) when a dependency is unavailable (503).
     DEPENDENCY_RETRY_AFTER: int = Field(default=30, gt=0)
-    # Database connections each process keeps in its SQLAlchemy pool, and the extra ones it may open beyond them at
-    # peak: a process holds at most DB_POOL_SIZE + DB_MAX_OVERFLOW (the app role's preflight checks that every
-    # process of every app host together fits PostgreSQL's max_connections).
+    # Database connections of each process's SQLAlchemy pool, and the extra ones it may open beyond them at peak: a
+    # process holds at most DB_POOL_SIZE + DB_MAX_OVERFLOW and keeps those it opened (app.db; the app role's
+    # preflight checks that every process of every app host together fits PostgreSQL's max_connections).
     DB_POOL_SIZE: int = Field(default=5, ge=1)
     DB_MAX_OVERFLOW: int = Field(default=5, ge=0)
     # Tenants whose latency histogram keeps a label of its own: "*" every tenant; "" none (tenant="_all"); or a

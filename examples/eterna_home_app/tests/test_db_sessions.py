@@ -84,7 +84,7 @@ def test_closing_goes_to_a_thread_only_with_an_open_transaction(small_pool, monk
     run_sync = anyio.to_thread.run_sync
 
     async def counting(func, *args, **kwargs):
-        hops.append(getattr(func, "__name__", "?"))
+        hops.append(getattr(getattr(func, "func", func), "__name__", "?"))  # run_in_threadpool passes a partial
         return await run_sync(func, *args, **kwargs)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
@@ -118,3 +118,26 @@ def test_house_list_bytes_are_fastapis_encoding_of_the_orm_rows(client, a, b, wo
     assert res.headers["content-type"] == "application/json"
     assert res.content == expected
     assert [h["name"] for h in client.get("/api/v1/houses", headers=b.headers).json()] == ["B0"]
+
+
+def test_house_list_takes_one_hop_and_gives_its_connection_back_in_the_loop(small_pool, monkeypatch):
+    from conftest import World
+    from fastapi.testclient import TestClient
+
+    from app import main
+
+    owner = World(small_pool).member("tenant-a", "owner")
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func, *args, **kwargs):
+        hops.append(getattr(getattr(func, "func", func), "__name__", "?"))  # run_in_threadpool passes a partial
+        return await run_sync(func, *args, **kwargs)
+
+    with TestClient(main.app) as client:
+        client.post("/api/v1/houses", json={"name": "Villa"}, headers=owner.headers)
+        monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+        res = client.get("/api/v1/houses", headers=owner.headers)
+    assert res.status_code == 200 and [h["name"] for h in res.json()] == ["Villa"]
+    assert hops == ["house_list_json"]
+    assert small_pool.pool.checkedout() == 0

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.api.schemas import HouseIn, HouseOut, HousePatch
 from app.auth import Principal, require
-from app.db import database_session, get_session
+from app.db import autocommit_connection, database_session, get_session
 from app.models import House
 
 router = APIRouter(prefix="/api/v1/houses", tags=["houses"])
@@ -32,8 +32,6 @@ HOUSE_PAGE = (
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
 )
-# One statement reads one snapshot: no BEGIN before it and no ROLLBACK after it (two round trips saved).
-_READ_ONLY_STATEMENT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def tenant_house(house_id: uuid.UUID, tenant: str, session: Session) -> House:
@@ -51,9 +49,9 @@ async def list_houses(
 ) -> Response:
     """The caller's tenant's houses, oldest first: ``limit`` (1 to 500, clamped) rows from ``offset``.
 
-    The query and the JSON encoding run in one hop to the thread pool; the connection goes back to the pool before
-    the hop ends and the database slot right after it, before the answer is sent. ``response_model`` documents
-    the body.
+    The query and the JSON encoding run in one hop to the thread pool; back in the event loop, the connection
+    and the database slot are given back together (no I/O: autocommit), before the answer is sent.
+    ``response_model`` documents the body.
     """
     async with database_session() as session:
         body = await run_in_threadpool(house_list_json, session, principal.tenant, limit, offset)
@@ -63,10 +61,10 @@ async def list_houses(
 def house_list_json(session: Session, tenant: str, limit: int, offset: int) -> bytes:
     """The JSON list of ``HouseOut`` for ``tenant``'s houses ordered by creation time then id.
 
-    One SELECT of HouseOut's columns in autocommit mode (no ORM objects, no transaction), then ``session`` is
-    closed, also when the query fails.
+    One SELECT of HouseOut's columns in autocommit mode (no ORM objects, no transaction, one round trip); the
+    session is closed here only when the query fails (else by ``database_session``).
 
-    :param session: the request's session (closed on return).
+    :param session: the request's session, with no transaction begun.
     :param tenant: the tenant of the verified token; the only tenant whose rows are read.
     :param limit: rows wanted, clamped to 1..500.
     :param offset: rows skipped, negative counts as 0.
@@ -75,9 +73,10 @@ def house_list_json(session: Session, tenant: str, limit: int, offset: int) -> b
     """
     params = {"tenant": tenant, "limit": max(1, min(limit, 500)), "offset": max(offset, 0)}
     try:
-        rows = session.connection(execution_options=_READ_ONLY_STATEMENT).execute(HOUSE_PAGE, params).all()
-    finally:
-        session.close()
+        rows = autocommit_connection(session).execute(HOUSE_PAGE, params).all()
+    except BaseException:
+        session.close()  # here, on the thread: closing a failed connection may still talk to the server
+        raise
     # Plain dicts validate several times faster than rows read by attribute.
     return HOUSE_LIST.dump_json(HOUSE_LIST.validate_python([dict(zip(HOUSE_FIELDS, row, strict=True)) for row in rows]))
 
