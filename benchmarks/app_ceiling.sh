@@ -26,7 +26,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 THREADS=${BENCH_WRK_THREADS:-1}
 APP_DIR=$(cd "${BENCH_APP_DIR:-examples/eterna_home_app}" && pwd)
 VENV=${BENCH_VENV:-$ROOT/build/app-venv}
-PG_BIN=${ETERNA_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n | tail -1)}
+PG_BIN=${ETERNA_PG_BIN:-$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k4 -n | tail -1)}
 
 command -v wrk >/dev/null || { echo "app_ceiling: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 [ -x "$PG_BIN/initdb" ] || { echo "app_ceiling: no PostgreSQL in '$PG_BIN' (apt-get install postgresql)" >&2; exit 2; }
@@ -76,7 +76,9 @@ pg_port=$(free_port)
 
 secret() { "$PY" -c 'import secrets; print(secrets.token_hex(32))'; }
 export DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:$pg_port/eterna"
-export JWT_KEYS="bench:$(secret)" JWT_ACTIVE_KID=bench SECRET_KEY=$(secret)
+JWT_KEYS="bench:$(secret)"
+SECRET_KEY=$(secret)
+export JWT_KEYS SECRET_KEY JWT_ACTIVE_KID=bench
 export ALLOWED_HOSTS="127.0.0.1,localhost" LOG_LEVEL=INFO
 export PROMETHEUS_MULTIPROC_DIR=$tmp/metrics
 mkdir "$tmp/metrics"
@@ -137,7 +139,8 @@ run() {
   line=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s benchmarks/wrk_report.lua "$@" "$url" | grep '^requests=')
   server1=$(tree_ticks "$pid")
   pg1=$(tree_ticks "$pg_pid")
-  requests=$(sed 's/^requests=\([0-9]*\).*/\1/' <<<"$line")
+  requests=${line#requests=}
+  requests=${requests%% *}
   echo "$name $line $(awk -v s=$((server1 - server0)) -v p=$((pg1 - pg0)) -v n="$requests" -v t="$tick" \
     'BEGIN { n = n > 0 ? n : 1; printf "cpu_ms_per_request: server=%.2f postgres=%.2f", s * 1000 / t / n, p * 1000 / t / n }')"\
     "load=$(load | tr ' ' ,)"
