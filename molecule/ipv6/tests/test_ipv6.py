@@ -4,7 +4,8 @@ From other containers: the firewall lets each declared IPv6 peer in and keeps th
 IPv4 address too, which the inventory does not name); PostgreSQL, Redis/Valkey, RabbitMQ, SeaweedFS and every
 exporter listen on the data host's IPv6 address; the real app dials each of them by the IPv6 literal its URLs put in
 brackets, verifies their certificates against that address, and serves logins, writes and uploads through the real
-edge at a bracketed IPv6 upstream; Prometheus scrapes every target over IPv6.
+edge at a bracketed IPv6 upstream; Prometheus scrapes every target over IPv6, and every host ships its logs over RELP to
+the central host's IPv6 address.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from eterna_testinfra import curl, node, secrets
 EDGE, APP, PROM, DATA = "ipv6-edge", "ipv6-app", "ipv6-prom", "ipv6-data"
 ADDRESS = {EDGE: "fd24:e7e4:6::10", APP: "fd24:e7e4:6::11", PROM: "fd24:e7e4:6::12", DATA: "fd24:e7e4:6::13"}
 JOURNAL_HOSTS = [EDGE, APP, PROM, DATA]
-JOURNAL_UNITS = ["nftables", "nginx", "prometheus", "prometheus-node-exporter", "eterna-api", "eterna-worker"]
+JOURNAL_UNITS = [
+    "nftables",
+    "nginx",
+    "prometheus",
+    "prometheus-node-exporter",
+    "eterna-api",
+    "eterna-worker",
+    "rsyslog",
+]
 # Polling deadline for Prometheus's first scrapes (never a performance assertion).
 DEADLINE = 180
 TENANT, OWNER = "tenant-six", "owner@tenant-six.test"
@@ -235,3 +244,21 @@ def test_prometheus_scrapes_every_target_over_ipv6():
     scraped = {urlsplit(t["scrapeUrl"]).netloc: t for t in targets}
     assert wanted <= set(scraped), sorted(scraped)
     assert all(scraped[w]["health"] == "up" for w in wanted), [(w, scraped[w]["lastError"]) for w in sorted(wanted)]
+
+
+@pytest.mark.parametrize("sender", [EDGE, APP, DATA])
+def test_logs_travel_over_relp_to_the_central_ipv6_address(sender):
+    # Each host's rsyslog dials the central host's private (IPv6) address; the line lands in its archive.
+    ship = node(sender).file("/etc/rsyslog.d/10-eterna-ship.conf").content_string
+    assert f'target="{ADDRESS[PROM]}"' in ship
+    marker = f"ipv6-relp-{uuid.uuid4().hex}"
+    node(sender).check_output(f"logger -t eterna-test -- {marker}")
+    archived = ""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline and marker not in archived:
+        archived = node(PROM).run(f"grep -rhF -- {marker} /srv/log-archive || true").stdout
+        time.sleep(2)
+    assert marker in archived
+    assert json.loads(archived.splitlines()[0])["host"]["name"] == sender
+    sessions = node(sender).check_output("ss -Htn state established '( dport = :2514 )'")
+    assert f"[{ADDRESS[PROM]}]:2514" in sessions, sessions
