@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__, docs, outages
 from app.api import auth, bim, documents, houses, members
 from app.config import get_settings
 from app.health import router as health_router
+from app.hosts import TrustedHosts
 from app.logging_setup import configure_logging
 from app.metrics import router as metrics_router
 from app.observe import RequestObserver
@@ -27,7 +27,7 @@ app = FastAPI(
     redoc_url=None,
     swagger_ui_oauth2_redirect_url=None,
 )
-app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
 # Bodies over MAX_UPLOAD_BYTES get 413 before they are read; dependency outages answer 503 with Retry-After.
 app.add_middleware(UploadLimitMiddleware)
 outages.install(app)
