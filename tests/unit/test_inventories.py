@@ -67,7 +67,7 @@ def ansible(tool: str, tmp_path: Path, *args: str) -> subprocess.CompletedProces
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(tmp_path / "facts")
     return subprocess.run(
-        [str(BIN / tool), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+        [str(BIN / tool), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )
 
 
