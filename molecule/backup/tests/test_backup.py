@@ -70,7 +70,10 @@ def archive_now() -> None:
         if psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", "postgres") >= segment:
             return
         time.sleep(1)
-    pytest.fail(f"WAL segment {segment} was not archived")
+    # Why not: the archiver's failures and pgBackRest's own words (archive-async pushes from a spool on the primary).
+    stats = psql("SELECT failed_count, last_failed_wal, last_failed_time FROM pg_stat_archiver", "postgres")
+    log = sh(DB, "journalctl --since -10min --no-pager -o cat | grep -iE 'archive|pgbackrest' | tail -n 20").stdout
+    pytest.fail(f"WAL segment {segment} was not archived; pg_stat_archiver: {stats}\n{log}")
 
 
 def table_stats() -> dict[str, str]:
