@@ -72,7 +72,7 @@ def archive_now() -> None:
         time.sleep(1)
     # Why not: the archiver's failures and pgBackRest's own words (archive-async pushes from a spool on the primary).
     stats = psql("SELECT failed_count, last_failed_wal, last_failed_time FROM pg_stat_archiver", "postgres")
-    log = sh(DB, "journalctl --since -10min --no-pager -o cat | grep -iE 'archive|pgbackrest' | tail -n 20").stdout
+    log = sh(DB, "cat /var/log/postgresql/*.json /var/log/pgbackrest/*.log | grep -iE 'archive' | tail -n 20").stdout
     pytest.fail(f"WAL segment {segment} was not archived; pg_stat_archiver: {stats}\n{log}")
 
 
