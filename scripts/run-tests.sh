@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (`make test`): lint, unit tests and every Molecule scenario (the scenarios run beside the
-# other stages), with a per-stage summary and durations. Exit status is non-zero when anything failed.
+# The project's test command (`make test`): lint, unit tests, then every Molecule scenario, with a per-stage summary
+# and durations. Exit status is non-zero when anything failed.
 #   scripts/run-tests.sh                       everything
 #   SCENARIOS="base postgres" scripts/run-tests.sh
 #   SCENARIOS="postgres postgres@bookworm"     a scenario on the default Debian release, then on Debian 12
@@ -60,20 +60,38 @@ export ETERNA_DEBIAN_SUITE=${ETERNA_DEBIAN_SUITE:-trixie}
 # What the tests need from the system (the release's PostgreSQL, nft...), installed when missing and when root.
 scripts/test-deps.sh
 
-# The Molecule scenarios run beside the static stages (lint, the app's tests, the scanners, the unit tests) instead
-# of after them: on two cores, two scenarios at a time left about a fifth of the CPU idle (waits for services to
-# start, package downloads), and the static stages fill it. The base images build first (debootstrap, about 130 s on
-# a fresh machine, mostly download and unpacking).
-molecule_stage() {
-  local all wanted suite
-  scripts/docker-engine.sh >"$logs/images.log" 2>&1 || { echo "FAILED  0s  images: no Docker engine answers" | tee "$logs/images.result"; return; }
+# The base images build in the background while the static stages run (debootstrap, about 130 s on a fresh machine,
+# mostly download and unpacking). The scenarios start after the static stages: run beside them (tried on 2 Dec), they
+# gained little on two cores, since all of it is CPU-bound, and a backup test timed out under the extra load.
+images_pid=
+if [ -z "${SKIP_MOLECULE:-}" ]; then
+  {
+    scripts/docker-engine.sh >"$logs/images.log" 2>&1 || { echo "FAILED  0s  images: no Docker engine answers" | tee "$logs/images.result"; exit 1; }
+    for suite in $({ echo "$ETERNA_DEBIAN_SUITE"; printf '%s\n' ${SCENARIOS:-} | sed -n 's/.*@//p'; } | sort -u); do
+      scripts/base-image.sh "$suite" >>"$logs/images.log" 2>&1 \
+        || { echo "FAILED  0s  images: the $suite base image could not be built (log: $logs/images.log)" | tee "$logs/images.result"; exit 1; }
+    done
+  } &
+  images_pid=$!
+fi
+
+# lint (ansible-lint: mostly one core) runs beside unit-app then scan (one core each); then the unit tests, which use
+# every core. The stages share no files but their logs.
+[ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh &
+lint_pid=$!
+# The reference app's own tests, in build/app-venv (FastAPI and the app's pins are not in .venv).
+{
+  [ -n "${SKIP_UNIT:-}" ] || run_stage unit-app scripts/app-tests.sh
+  [ -n "${SKIP_SCAN:-}" ] || run_stage scan scripts/scan.sh
+} &
+wait "$lint_pid" $!
+# --dist worksteal: an idle worker takes queued tests from a busy one (the slow site runs otherwise end on one worker).
+[ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q -n auto --dist worksteal tests/unit tests/migrations
+
+if [ -n "$images_pid" ] && wait "$images_pid"; then
   all=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
   # The order given is kept (`.ci/run` lists the longest first, so the two lanes end together); a name once.
   wanted=$(printf '%s\n' ${SCENARIOS:-$all} | awk '!seen[$0]++')
-  for suite in $({ echo "$ETERNA_DEBIAN_SUITE"; printf '%s\n' $wanted | sed -n 's/.*@//p'; } | sort -u); do
-    scripts/base-image.sh "$suite" >>"$logs/images.log" 2>&1 \
-      || { echo "FAILED  0s  images: the $suite base image could not be built (log: $logs/images.log)" | tee "$logs/images.result"; return; }
-  done
   # First batch: the default release (plain names and name@<default release>); the whole-stack scenario is the
   # longest, so it starts first.
   printf '%s\n' $wanted | sed "s/@$ETERNA_DEBIAN_SUITE\$//" | grep -v @ | awk '!seen[$0]++' \
@@ -86,26 +104,7 @@ molecule_stage() {
     printf '%s\n' $wanted | grep "@$suite\$" | awk '!seen[$0]++' \
       | xargs -r -P "${JOBS:-2}" -I{} bash -c 'molecule_scenario "$@"' _ {}
   done
-}
-molecule_pid=
-if [ -z "${SKIP_MOLECULE:-}" ]; then
-  molecule_stage &
-  molecule_pid=$!
 fi
-
-# lint (ansible-lint: mostly one core) runs beside unit-app then scan (one core each); then the unit tests. The stages
-# share no files but their logs.
-[ -n "${SKIP_LINT:-}" ] || run_stage lint scripts/lint.sh &
-lint_pid=$!
-# The reference app's own tests, in build/app-venv (FastAPI and the app's pins are not in .venv).
-{
-  [ -n "${SKIP_UNIT:-}" ] || run_stage unit-app scripts/app-tests.sh
-  [ -n "${SKIP_SCAN:-}" ] || run_stage scan scripts/scan.sh
-} &
-wait "$lint_pid" $!
-# --dist worksteal: an idle worker takes queued tests from a busy one (the slow site runs otherwise end on one worker).
-[ -n "${SKIP_UNIT:-}" ] || run_stage unit pytest -q -n auto --dist worksteal tests/unit tests/migrations
-[ -z "$molecule_pid" ] || wait "$molecule_pid"
 
 echo
 echo "=== summary"
