@@ -63,21 +63,12 @@ def copy_inventory(env: str, dest: Path) -> Path:
     return inv
 
 
-# The fact cache this module's runs share (one per xdist worker, set by _shared_fact_cache).
-_FACTS: Path | None = None
+# Every playbook run of this module shares one fact cache (conftest.shared_fact_cache).
+pytestmark = pytest.mark.usefixtures("shared_fact_cache")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _shared_fact_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """One fact cache for the module's runs: every host is this machine (LOCAL), so the facts one run gathers hold
-    for the next (``gathering = smart``); a production preflight gathered them for 13 hosts, about 24 s, each time."""
-    global _FACTS
-    _FACTS = tmp_path_factory.mktemp("facts")
-
-
-def ansible(tool: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def ansible(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(_FACTS or tmp_path / "facts")
     return subprocess.run(
         [str(BIN / tool), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )
@@ -133,7 +124,7 @@ def role_check_playbook(path: Path) -> Path:
 
 
 def inventory_list(env: str, tmp_path: Path) -> dict:
-    res = ansible("ansible-inventory", tmp_path, "-i", str(copy_inventory(env, tmp_path)), "--list", *with_key())
+    res = ansible("ansible-inventory", "-i", str(copy_inventory(env, tmp_path)), "--list", *with_key())
     assert res.returncode == 0, res.stdout + res.stderr
     return json.loads(res.stdout)
 
@@ -181,7 +172,7 @@ def test_every_site_group_has_hosts(env: str, listed: dict[str, dict]) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_preflight_passes(env: str, tmp_path: Path) -> None:
     inv = copy_inventory(env, tmp_path)
-    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), "playbooks/preflight.yml", *LOCAL, *with_key())
+    res = ansible("ansible-playbook", "-i", str(inv), "playbooks/preflight.yml", *LOCAL, *with_key())
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -189,7 +180,7 @@ def test_preflight_passes(env: str, tmp_path: Path) -> None:
 def test_roles_accept_the_inventory(env: str, tmp_path: Path) -> None:
     inv = copy_inventory(env, tmp_path)
     playbook = role_check_playbook(tmp_path / "check_roles.yml")
-    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), str(playbook), *LOCAL, *with_key())
+    res = ansible("ansible-playbook", "-i", str(inv), str(playbook), *LOCAL, *with_key())
     assert res.returncode == 0, res.stdout + res.stderr
     # Every role was checked on some host (a misspelt group would silently match nothing).
     for _, role, entry in ROLE_PLAYS:
@@ -228,7 +219,7 @@ def test_inventory_sets_only_variables_the_roles_read(env: str, listed: dict[str
 
 def test_production_preflight_refuses_the_lab_key(tmp_path: Path) -> None:
     inv = copy_inventory("production", tmp_path)
-    res = ansible("ansible-playbook", tmp_path, "-i", str(inv), "playbooks/preflight.yml", *LOCAL, *with_key(lab_key()))
+    res = ansible("ansible-playbook", "-i", str(inv), "playbooks/preflight.yml", *LOCAL, *with_key(lab_key()))
     assert res.returncode != 0
     assert "eterna_master_key is a public key" in res.stdout, res.stdout
 

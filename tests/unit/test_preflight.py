@@ -18,16 +18,8 @@ LAB_KEY = "ebed5e804fd6935305f7e91c8f1496f00bf032f27a4bb0df323ecf182ee85fcc"
 
 
 PRODUCTION = {"eterna_env": "production"}
-# The fact cache this module's runs share (one per xdist worker, set by _shared_fact_cache).
-_FACTS: Path | None = None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _shared_fact_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """One fact cache for every run in this module: all hosts are this machine, so the facts the first run gathers
-    hold for the others (with ``gathering = smart``, about 4 s less per site run)."""
-    global _FACTS
-    _FACTS = tmp_path_factory.mktemp("facts")
+# Every playbook run of this module shares one fact cache (conftest.shared_fact_cache).
+pytestmark = pytest.mark.usefixtures("shared_fact_cache")
 
 
 def inventory(tmp_path: Path, group_vars: dict) -> Path:
@@ -56,7 +48,6 @@ def run_playbook(
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     if _callback:
         env["ANSIBLE_STDOUT_CALLBACK"] = _callback
-    env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(_FACTS or tmp_path / "facts")
     ansible = Path(sys.executable).with_name("ansible-playbook")
     return subprocess.run(
         [str(ansible), "-i", str(inventory(tmp_path, group_vars)), str(ROOT / "playbooks" / playbook), *args],
