@@ -192,9 +192,7 @@ def test_role_check_fails_on_bad_values(tmp_path: Path) -> None:
     # One value the argument spec refuses, one the spec allows but the role's preflight refuses in production.
     (inv / "group_vars" / "all" / "zz_broken.yml").write_text("---\napp_workers: many\nnginx_tls_source: internal\n")
     playbook = role_check_playbook(tmp_path / "check_roles.yml")
-    res = ansible(
-        "ansible-playbook", tmp_path, "-i", str(inv), str(playbook), "--limit", "edge:app", *LOCAL, *with_key()
-    )
+    res = ansible("ansible-playbook", "-i", str(inv), str(playbook), "--limit", "edge:app", *LOCAL, *with_key())
     assert res.returncode != 0
     output = " ".join(res.stdout.split())
     assert "argument 'app_workers' is of type str and we were unable to convert to int" in output, res.stdout
