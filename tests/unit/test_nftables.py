@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -12,14 +11,13 @@ import jinja2
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
+from module_loader import load_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "roles/base/templates/etc/nftables.conf.j2"
 
-_spec = importlib.util.spec_from_file_location("eterna_filter_syntax_nft", REPO_ROOT / "filter_plugins/syntax.py")
-assert _spec is not None and _spec.loader is not None
-syn = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(syn)
+syn = load_file("filter_plugins/syntax.py", "eterna_filter_syntax_nft")
+platform = load_file("filter_plugins/platform.py", "eterna_filter_platform_nft")
 
 
 BASE_VARS = yaml.safe_load((REPO_ROOT / "roles/base/vars/main.yml").read_text())
@@ -31,6 +29,7 @@ def render(ssh_sources: list[str], app_ips: list[str], extra_from: list[str]) ->
     options = {"trim_blocks": True, "keep_trailing_newline": True, "undefined": jinja2.ChainableUndefined}
     env = jinja2.Environment(autoescape=False, **options)  # noqa: S701 - nftables syntax, not HTML
     env.filters.update(syn.FilterModule().filters())
+    env.filters.update(platform.FilterModule().filters())
     hosts = {f"app{i}": {"eterna_private_ip": ip, "ansible_facts": {}} for i, ip in enumerate(app_ips)}
     return env.from_string(TEMPLATE.read_text()).render(
         ansible_managed="test",
