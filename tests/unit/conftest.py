@@ -1,5 +1,7 @@
 """Shared settings and fixtures of the unit tests."""
 
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -19,13 +21,17 @@ def s3admin() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def shared_fact_cache(tmp_path_factory: pytest.TempPathFactory):
+def shared_fact_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One Ansible fact cache for every playbook run of the requesting module.
 
     The preflight and inventory tests make every host this machine (``ansible_connection=local``), so the facts the
     first run gathers hold for the later ones (``gathering = smart``): a production preflight otherwise gathers 13
     hosts' facts, about 24 s, each time. Set as ``ANSIBLE_CACHE_PLUGIN_CONNECTION`` for the module's duration (one
-    cache per xdist worker and module); yields the cache directory (:class:`pathlib.Path`).
+    cache per xdist worker and module).
+
+    :param tmp_path_factory: pytest's factory of temporary directories.
+    :returns: (yields) the cache directory, removed with pytest's other temporary directories.
+    :raises: nothing of its own; a failed ``mktemp`` propagates.
     """
     path = tmp_path_factory.mktemp("facts")
     with pytest.MonkeyPatch.context() as patch:

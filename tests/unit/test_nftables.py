@@ -25,8 +25,9 @@ BASE_VARS = yaml.safe_load((REPO_ROOT / "roles/base/vars/main.yml").read_text())
 
 def render(ssh_sources: list[str], app_ips: list[str], extra_from: list[str]) -> str:
     # Ansible renders templates with trim_blocks on; unique/join/default are Jinja built-ins as well.
-    # ChainableUndefined: like Ansible, an unused fallback (default_ipv4 of a host without facts) is no error.
-    options = {"trim_blocks": True, "keep_trailing_newline": True, "undefined": jinja2.ChainableUndefined}
+    # StrictUndefined: a variable the template reads and the test does not give fails the render (the address
+    # fallbacks live in the private_address filter now, not in the template).
+    options = {"trim_blocks": True, "keep_trailing_newline": True, "undefined": jinja2.StrictUndefined}
     env = jinja2.Environment(autoescape=False, **options)  # noqa: S701 - nftables syntax, not HTML
     env.filters.update(syn.FilterModule().filters())
     env.filters.update(platform.FilterModule().filters())
