@@ -51,8 +51,9 @@ def test_lynis_hardening_index_on_every_host(host, capsys):
 
 # Units the roles give the collection's restart drop-in (50-eterna-restart.conf), per host of the stack.
 RESTART_DROPINS = {
-    "stack-db1": ["postgresql@*-main", "prometheus-postgres-exporter", "prometheus-node-exporter"],
-    "stack-db2": ["postgresql@*-main", "prometheus-postgres-exporter", "prometheus-node-exporter"],
+    # PostgreSQL runs under Patroni (the lab's postgres_ha), whose own drop-in brings it back.
+    "stack-db1": ["prometheus-postgres-exporter", "prometheus-node-exporter"],
+    "stack-db2": ["prometheus-postgres-exporter", "prometheus-node-exporter"],
     "stack-data": ["*-server", "prometheus-redis-exporter", "rabbitmq-server", "prometheus-node-exporter"],
     "stack-edge": ["nginx", "prometheus-nginx-exporter", "prometheus-node-exporter"],
     "stack-ops": ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "prometheus-node-exporter"],
