@@ -51,12 +51,20 @@ def test_lynis_hardening_index_on_every_host(host, capsys):
 
 # Units the roles give the collection's restart drop-in (50-eterna-restart.conf), per host of the stack.
 RESTART_DROPINS = {
-    # PostgreSQL runs under Patroni (the lab's postgres_ha), whose own drop-in brings it back.
-    "stack-db1": ["prometheus-postgres-exporter", "prometheus-node-exporter"],
-    "stack-db2": ["prometheus-postgres-exporter", "prometheus-node-exporter"],
+    # PostgreSQL runs under Patroni (the lab's postgres_ha): Patroni's unit brings it back, etcd beside it.
+    "stack-db1": ["patroni@*", "etcd", "prometheus-postgres-exporter", "prometheus-node-exporter"],
+    "stack-db2": ["patroni@*", "etcd", "prometheus-postgres-exporter", "prometheus-node-exporter"],
+    "stack-app1": ["haproxy"],
+    "stack-app2": ["haproxy"],
     "stack-data": ["*-server", "prometheus-redis-exporter", "rabbitmq-server", "prometheus-node-exporter"],
     "stack-edge": ["nginx", "prometheus-nginx-exporter", "prometheus-node-exporter"],
-    "stack-ops": ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "prometheus-node-exporter"],
+    "stack-ops": [
+        "prometheus",
+        "prometheus-alertmanager",
+        "prometheus-blackbox-exporter",
+        "prometheus-node-exporter",
+        "etcd",
+    ],
 }
 # Running services of the OS that are not the collection's and stop only when asked (one-shot helpers, logins).
 NOT_RESTARTED = re.compile(r"^(systemd-.*|dbus|getty@.*|console-getty|user@.*|serial-getty@.*)\.service$")
