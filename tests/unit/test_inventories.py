@@ -50,6 +50,8 @@ FLOWS = (
     + [("objectstore", 8333, "app"), ("objectstore", 8333, "backup"), ("db", 8432, "backup"), ("backup", 8432, "db")]
     + [(group, port, "monitoring") for group, port in (("all", 9100), ("edge", 9113), ("app", 8000), ("db", 9187))]
     + [(group, port, "monitoring") for group, port in (("cache", 9121), ("mq", 15692), ("objectstore", 9327))]
+    + [("db", 8008, src) for src in ("app", "db", "monitoring")]
+    + [("etcd", 2379, "db"), ("etcd", 2380, "etcd"), ("etcd", 2381, "monitoring")]
 )
 
 
@@ -250,7 +252,16 @@ def test_environments_differ_as_intended() -> None:
         assert values["redis_tls_enabled"] and values["app_redis_tls"], env
 
 
-@pytest.mark.parametrize("env", ENVS)
+def test_every_environment_has_the_same_flow_matrix() -> None:
+    """The flows between the functional groups are the platform's, not an environment's: the inventories' copies
+    stay identical (the lab's had drifted: it lacked two rules production had)."""
+    matrices = {env: env_vars(env)["base_firewall_rules"] for env in ("lab", *ENVS)}
+    assert all(matrix == matrices["production"] for matrix in matrices.values()), {
+        env: sorted(str(rule) for group in m.values() for rule in group) for env, m in matrices.items()
+    }
+
+
+@pytest.mark.parametrize("env", ("lab", *ENVS))
 def test_firewall_allows_the_service_flows(env: str) -> None:
     rules = env_vars(env)["base_firewall_rules"]
 
