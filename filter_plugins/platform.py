@@ -49,8 +49,38 @@ def private_addresses(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> dict
     return {host: private_address(host, hostvars) for host in hosts}
 
 
+def backup_sources(
+    hosts: Iterable[str], hostvars: Mapping[str, Any], files_enabled: bool, export_groups: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The hosts the backup host pulls nightly exports from over SSH, as the backup tool's settings list them.
+
+    :param hosts: inventory host names, in the order the tool visits them.
+    :param hostvars: Ansible's ``hostvars``.
+    :param files_enabled: whether every host exports its configuration files (``backup_files_enabled``).
+    :param export_groups: ``{inventory group: export item}``: a host in the group exports that item as well.
+    :returns: ``[{name, address, port, items}]``: the host's private address (:func:`private_address`), its SSH port
+        (``base_ssh_port``, 22 when unset) and its items (``config`` first, then the groups' items in the order of
+        the host's sorted group names).
+    :raises AnsibleFilterError: as :func:`private_address`; or when a host's SSH port is not a whole number.
+    """
+    sources = []
+    for host in hosts:
+        address = private_address(host, hostvars)
+        port = hostvars[host].get("base_ssh_port", 22)
+        if isinstance(port, bool) or not str(port).strip().isdigit():
+            raise AnsibleFilterError(f"backup_sources: {host}'s base_ssh_port must be a port number, got {port!r}")
+        groups = sorted(hostvars[host].get("group_names") or [])
+        items = (["config"] if files_enabled else []) + [export_groups[g] for g in groups if g in export_groups]
+        sources.append({"name": host, "address": address, "port": int(str(port).strip()), "items": items})
+    return sources
+
+
 class FilterModule:
     """Ansible filter entry point."""
 
     def filters(self) -> dict[str, Any]:
-        return {"private_address": private_address, "private_addresses": private_addresses}
+        return {
+            "private_address": private_address,
+            "private_addresses": private_addresses,
+            "backup_sources": backup_sources,
+        }

@@ -1,5 +1,5 @@
-"""Prometheus's configuration as data (filter_plugins/prometheus.py) and the platform's address rule
-(filter_plugins/platform.py). The monitoring and ipv6 scenarios load the rendered file into Prometheus and check
+"""Prometheus's configuration as data (filter_plugins/prometheus.py) and the platform's address rule and backup
+sources (filter_plugins/platform.py). The monitoring and ipv6 scenarios load the rendered file into Prometheus and check
 that every target is scraped; these tests pin the shapes and the edge cases."""
 
 from __future__ import annotations
@@ -59,6 +59,23 @@ def test_private_addresses_maps_every_host() -> None:
         "explicit": "10.0.0.5",
         "v6": "fd24:e7e4:6::11",
     }
+
+
+def test_backup_sources_name_address_port_and_items() -> None:
+    hostvars = {
+        "data": {"eterna_private_ip": "10.0.0.7", "group_names": ["objectstore", "mq", "cache"], "base_ssh_port": "22"},
+        "edge": {"ansible_host": "edge.example", "group_names": ["edge"]},
+    }
+    groups = {"cache": "redis", "mq": "rabbitmq"}
+    assert platform.backup_sources(["data", "edge"], hostvars, True, groups) == [
+        {"name": "data", "address": "10.0.0.7", "port": 22, "items": ["config", "redis", "rabbitmq"]},
+        {"name": "edge", "address": "edge.example", "port": 22, "items": ["config"]},
+    ]
+    assert platform.backup_sources(["edge"], hostvars, False, groups)[0]["items"] == []
+    with pytest.raises(AnsibleFilterError, match="base_ssh_port"):
+        platform.backup_sources(["edge"], {"edge": {"base_ssh_port": "ssh"}}, True, groups)
+    with pytest.raises(AnsibleFilterError, match="private_address"):
+        platform.backup_sources(["gone"], hostvars, True, groups)
 
 
 ADDRESSES = {"db2": "10.0.0.12", "db1": "10.0.0.11", "app1": "fd24:e7e4:6::21", "edge": "edge.example"}
