@@ -146,6 +146,50 @@ def ip_family(values: Any, family: Any, what: str = "addresses") -> list[str]:
     return chosen
 
 
+def nftables_accept_rules(rules: Any, groups: Any, addresses: Any) -> list[str]:
+    """nft lines of an input chain that accept each rule's port (nft(8), "PAYLOAD EXPRESSION", "SETS").
+
+    :param rules: ``[{port, proto?, from_groups?, from?, comment?, variable?}]``: ``port`` a number or range
+        (``8000-8010``), ``proto`` tcp (default) or udp, the sources the members of ``from_groups`` (by their
+        address in ``addresses``) and the addresses or networks of ``from``; without either, any source. ``comment``
+        defaults to ``port <port>``; ``variable`` names the rule's origin in errors (default ``base_firewall_rules``).
+    :param groups: Ansible's ``groups`` (``all`` included).
+    :param addresses: ``{host: address}`` for every member of the groups the rules name.
+    :returns: one line per rule and address family: IPv4 sources in an ``ip saddr`` set, IPv6 ones in ``ip6 saddr``
+        (nft refuses an IPv6 address in an ``ip`` set); a rule whose sources are all of one family gives one line, a
+        rule whose groups are empty gives none.
+    :raises AnsibleFilterError: a group the inventory does not have, a member without an address, a source that is
+        neither an IP address nor a network (naming the rule), or rules that are not a list of mappings.
+    """
+    if isinstance(rules, str | bytes) or not isinstance(rules, Iterable):
+        raise _fail("nftables_accept_rules", f"rules must be a list, got {type(rules).__name__}")
+    lines = []
+    for rule in rules:
+        if not isinstance(rule, dict) or "port" not in rule:
+            raise _fail("nftables_accept_rules", f"each rule needs a port, got {rule!r}")
+        comment = rule.get("comment") or f"port {rule['port']}"
+        what = f"{rule.get('variable', 'base_firewall_rules')} ({comment})"
+        match = f'{rule.get("proto", "tcp")} dport {rule["port"]} accept comment "{comment}"'
+        if "from_groups" not in rule and "from" not in rule:
+            lines.append(match)
+            continue
+        sources: list[str] = []
+        for group in rule.get("from_groups") or []:
+            if group not in groups:
+                raise _fail("nftables_accept_rules", f"{what}: no inventory group {group!r}")
+            for host in groups[group]:
+                if host not in addresses:
+                    raise _fail("nftables_accept_rules", f"{what}: no address for {host!r}")
+                sources.append(str(addresses[host]))
+        sources += [str(source) for source in rule.get("from") or []]
+        unique = list(dict.fromkeys(sources))
+        for family, keyword in ((4, "ip"), (6, "ip6")):
+            chosen = ip_family(unique, family, what)
+            if chosen:
+                lines.append(f"{keyword} saddr {{ {', '.join(chosen)} }} {match}")
+    return lines
+
+
 # --------------------------------------------------------------------------------------------------------------
 # systemd EnvironmentFile= (systemd.exec(5), "EnvironmentFile="; src/basic/env-file.c)
 
@@ -276,6 +320,7 @@ class FilterModule:
             "port_number": port_number,
             "host_port": host_port,
             "ip_family": ip_family,
+            "nftables_accept_rules": nftables_accept_rules,
             "env_name": env_name,
             "systemd_env_quote": systemd_env_quote,
             "pgpass_field": pgpass_field,

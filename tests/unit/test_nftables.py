@@ -1,4 +1,5 @@
-"""The base role's nftables template with IPv4 and IPv6 sources, checked by nft itself (``nft -c``)."""
+"""The base role's nftables ruleset (filter_plugins/syntax.py's nftables_accept_rules and the template) with IPv4
+and IPv6 sources, checked by nft itself (``nft -c``)."""
 
 from __future__ import annotations
 
@@ -23,31 +24,32 @@ platform = load_file("filter_plugins/platform.py", "eterna_filter_platform_nft")
 BASE_VARS = yaml.safe_load((REPO_ROOT / "roles/base/vars/main.yml").read_text())
 
 
+def accept_rules(ssh_sources: list[str], hosts: dict, rules: dict) -> list[str]:
+    """roles/base/vars/main.yml's _base_firewall_accept_rules for a db host: the SSH rule, then the db group's."""
+    ssh = {"port": 22, "comment": "ssh", "variable": "base_ssh_allowed_sources"}
+    if ssh_sources:
+        ssh["from"] = ssh_sources
+    groups = {"all": list(hosts), "app": list(hosts)}
+    return syn.nftables_accept_rules([ssh, *rules["db"]], groups, platform.private_addresses(list(hosts), hosts))
+
+
 def render(ssh_sources: list[str], app_ips: list[str], extra_from: list[str]) -> str:
-    # Ansible renders templates with trim_blocks on; unique/join/default are Jinja built-ins as well.
-    # StrictUndefined: a variable the template reads and the test does not give fails the render (the address
-    # fallbacks live in the private_address filter now, not in the template).
+    # Ansible renders templates with trim_blocks on. StrictUndefined: a variable the template reads and the test
+    # does not give fails the render.
     options = {"trim_blocks": True, "keep_trailing_newline": True, "undefined": jinja2.StrictUndefined}
     env = jinja2.Environment(autoescape=False, **options)  # noqa: S701 - nftables syntax, not HTML
-    env.filters.update(syn.FilterModule().filters())
-    env.filters.update(platform.FilterModule().filters())
     hosts = {f"app{i}": {"eterna_private_ip": ip, "ansible_facts": {}} for i, ip in enumerate(app_ips)}
+    rules = {
+        "db": [
+            {"port": 5432, "from_groups": ["app"], "comment": "postgres"},
+            {"port": 9100, "from": extra_from, "comment": "node exporter"},
+            {"port": 443},
+        ]
+    }
     return env.from_string(TEMPLATE.read_text()).render(
         ansible_managed="test",
-        hostvars=hosts,
-        groups={"app": list(hosts)},
-        group_names=["db"],
-        base_firewall_rules={
-            "db": [
-                {"port": 5432, "from_groups": ["app"], "comment": "postgres"},
-                {"port": 9100, "from": extra_from, "comment": "node exporter"},
-                {"port": 443},
-            ]
-        },
-        base_firewall_host_rules=[],
-        base_ssh_allowed_sources=ssh_sources,
-        base_ssh_port=22,
         base_firewall_log_drops=True,
+        _base_firewall_accept_rules=accept_rules(ssh_sources, hosts, rules),
         _base_nftables_table=BASE_VARS["_base_nftables_table"],
     )
 
@@ -96,3 +98,17 @@ def test_nft_refuses_ipv6_in_an_ip_set(tmp_path):
 def test_source_that_is_no_address_is_refused_naming_the_variable():
     with pytest.raises(AnsibleFilterError, match="base_ssh_allowed_sources"):
         render(["bastion.example.com"], [], [])
+    with pytest.raises(AnsibleFilterError, match=r"base_firewall_rules \(node exporter\)"):
+        render([], [], ["not-an-address"])
+
+
+def test_a_group_the_inventory_lacks_is_named():
+    with pytest.raises(AnsibleFilterError, match="no inventory group 'mq'"):
+        syn.nftables_accept_rules([{"port": 5671, "from_groups": ["mq"]}], {"all": []}, {})
+
+
+def test_the_vars_expression_feeds_the_template():
+    """The template prints the rules the role's vars compute and nothing else writes accept rules."""
+    text = TEMPLATE.read_text()
+    assert "_base_firewall_accept_rules" in text and "dport" not in text
+    assert "nftables_accept_rules(" in (REPO_ROOT / "roles/base/vars/main.yml").read_text()
