@@ -180,15 +180,16 @@ def _enforcing_settings() -> set[str]:
 
 @pytest.mark.parametrize("setting", sorted(_enforcing_settings()))
 def test_each_enforcing_setting_drives_a_job(setting):
-    """A setting the table names is read by a template or task of its role (the job), not only declared."""
+    """A setting the table names is read by a template or task of its role (the job), or by the data its vars hand
+    to a template (the backup tool's settings), not only declared."""
     role = max((p.name for p in (ROOT / "roles").iterdir() if setting.startswith(p.name + "_")), key=len)
     users = [
         path
-        for folder in ("templates", "tasks")
+        for folder in ("templates", "tasks", "vars")
         for path in (ROOT / "roles" / role / folder).rglob("*")
         if path.is_file() and setting in path.read_text(errors="replace")
     ]
-    assert users, f"{setting}: no template or task of roles/{role} reads it"
+    assert users, f"{setting}: no template, task or vars file of roles/{role} reads it"
 
 
 def test_contract_end_erasure_and_audit_pruning_are_scheduled():
