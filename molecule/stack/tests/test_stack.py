@@ -122,6 +122,9 @@ def test_prometheus_sees_every_target_up():
     assert targets
     down = [t["scrapeUrl"] for t in targets if t["health"] != "up"]
     assert not down, down
+    # PostgreSQL runs under Patroni here: both members' REST API and the three etcd members are scraped too.
+    jobs = [t["labels"]["job"] for t in targets]
+    assert (jobs.count("patroni"), jobs.count("etcd")) == (2, 3), sorted(jobs)
 
 
 def test_a_fresh_backup_exists_and_the_restore_drill_passes():
