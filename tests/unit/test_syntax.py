@@ -443,6 +443,7 @@ def test_filter_module_maps_every_helper():
         "port_number",
         "host_port",
         "ip_family",
+        "nftables_accept_rules",
         "env_name",
         "systemd_env_quote",
         "pgpass_field",
