@@ -4,7 +4,8 @@
 acts from a client host against a server host. ``journal(host, units)`` reads recent journal lines.
 ``secrets()`` is the repository's secrets filter module (derive the passwords the roles set),
 ``ansible_env()`` the environment a test runs ansible-playbook with, ``curl(...)`` one HTTP
-request sent from a container, ``pg_cluster(host)`` the PostgreSQL cluster a host runs (its release's version),
+request sent from a container, ``patroni_members(hosts)`` Patroni's member list, ``pg_cluster(host)`` the
+PostgreSQL cluster a host runs (its release's version),
 ``wait_until(...)`` a bounded poll and ``assert_lynis_report(host, name)`` Lynis's verdict on a host;
 ``app_python``, ``tenant_rows``, ``tenant_objects`` and ``tenant_cache_keys`` read what the stores hold of one tenant.
 """
@@ -20,7 +21,7 @@ import shlex
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import testinfra
@@ -180,6 +181,16 @@ def pg_cluster(name: str) -> dict[str, str]:
         "unit": f"postgresql@{version}-{cluster}",
         "json_log_glob": f"/var/log/postgresql/postgresql-{version}-{cluster}-*.json",
     }
+
+
+def patroni_members(hosts: Iterable[str]) -> list[dict]:
+    """patronictl's member list (``Member``, ``Role``, ``State``, ``TL``, ``Lag in MB``...) asked on the first of
+    ``hosts`` (db containers running Patroni) whose patronictl answers; [] when none does."""
+    for host in hosts:
+        res = node(host).run('patronictl -c "$(ls /etc/patroni/*-main.yml)" list -f json')
+        if res.rc == 0:
+            return json.loads(res.stdout)
+    return []
 
 
 # The app's management wrapper on an app host (the current release) and the buckets the app writes.

@@ -18,7 +18,7 @@ import subprocess
 import time
 
 import pytest
-from eterna_testinfra import ROOT, ansible_env, node, secrets
+from eterna_testinfra import ROOT, ansible_env, node, patroni_members, secrets
 
 JOURNAL_UNITS = ["patroni@*.service", "etcd.service", "haproxy.service"]
 JOURNAL_HOSTS = ["patroni-db1", "patroni-db2", "patroni-db3", "patroni-client"]
@@ -41,14 +41,8 @@ def patroni_config(host: str) -> str:
 
 
 def cluster(via: str | None = None) -> list[dict]:
-    """patronictl's member list, asked on the first member that answers."""
-    for host in [via] if via else MEMBERS:
-        if not running(host) or host in ISOLATED:
-            continue
-        res = node(host).run(f"patronictl -c {patroni_config(host)} list -f json")
-        if res.rc == 0:
-            return json.loads(res.stdout)
-    return []
+    """patronictl's member list, asked on the first running member, not cut off, that answers."""
+    return patroni_members(h for h in ([via] if via else MEMBERS) if running(h) and h not in ISOLATED)
 
 
 def running(host: str) -> bool:

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import node, secrets, wait_until
+from eterna_testinfra import node, patroni_members, secrets, wait_until
 
 JOURNAL_UNITS = ["patroni@*.service", "etcd.service", "haproxy.service"]
 JOURNAL_HOSTS = ["patroni_migration-db1", "patroni_migration-db2", "patroni_migration-db3", "patroni_migration-client"]
@@ -42,11 +42,7 @@ def before() -> dict:
 
 def cluster() -> list[dict]:
     """patronictl's member list, asked on the first member that answers."""
-    for host in MEMBERS:
-        res = node(host).run('patronictl -c "$(ls /etc/patroni/*-main.yml)" list -f json')
-        if res.rc == 0:
-            return json.loads(res.stdout)
-    return []
+    return patroni_members(MEMBERS)
 
 
 def member_sql(host: str, statement: str, db: str = "postgres") -> str:

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from eterna_testinfra import curl, node, secrets, wait_until
+from eterna_testinfra import curl, node, patroni_members, secrets, wait_until
 
 JOURNAL_UNITS = [
     "patroni@*.service",
@@ -201,10 +201,6 @@ def status_of(method: str, path: str, **kwargs) -> int:
 
 
 # Requests that need a dependency, sent while it is down: the API must answer 503 (with Retry-After), never 500.
-
-
-def list_houses() -> int:
-    return status_of("GET", "/api/v1/houses")
 
 
 @functools.cache
@@ -500,25 +496,18 @@ def docker(*args: str) -> None:
     subprocess.run(["docker", *args], check=True, capture_output=True, timeout=60)
 
 
-def patroni_members() -> list[dict]:
-    """patronictl's member list (Member, Role, State, TL...), asked on the first member not frozen that answers."""
-    for host in MEMBERS:
-        if host in FROZEN:
-            continue
-        h = node(host)
-        res = h.run(f"patronictl -c {h.check_output('ls /etc/patroni/*-main.yml').split()[0]} list -f json")
-        if res.rc == 0:
-            return json.loads(res.stdout)
-    return []
+def live_members() -> list[dict]:
+    """Patroni's member list, asked on the members not frozen (node() would hang on a frozen one)."""
+    return patroni_members(h for h in MEMBERS if h not in FROZEN)
 
 
 def patroni_leader() -> str | None:
-    return next((m["Member"] for m in patroni_members() if m["Role"] == "Leader" and m["State"] == "running"), None)
+    return next((m["Member"] for m in live_members() if m["Role"] == "Leader" and m["State"] == "running"), None)
 
 
 def healthy_pair() -> bool:
     """A running leader and the other member streaming from it on its timeline as the synchronous standby."""
-    members = {m["Member"]: m for m in patroni_members()}
+    members = {m["Member"]: m for m in live_members()}
     leader = next((m for m in members.values() if m["Role"] == "Leader" and m["State"] == "running"), None)
     return (
         set(members) == set(MEMBERS)
@@ -541,7 +530,7 @@ def test_the_app_serves_through_a_leader_failover(capsys):
     hosts marks it down, Patroni promotes the synchronous standby once the leader key expires, and the API writes
     again through the same router: no restart of the app, no acknowledged row lost, never a 500. The frozen host comes
     back as a replica of the new leader; a switchover then puts the leader back where it was for the next tests."""
-    assert wait_until(healthy_pair, FAILOVER_WITHIN, 3), patroni_members()
+    assert wait_until(healthy_pair, FAILOVER_WITHIN, 3), live_members()
     old = patroni_leader()
     assert old is not None
     standby = next(h for h in MEMBERS if h != old)
@@ -567,7 +556,7 @@ def test_the_app_serves_through_a_leader_failover(capsys):
 
         assert wait_until(writes, FAILOVER_WITHIN, 1), statuses
         serving_after = time.monotonic() - started
-        assert patroni_leader() == standby, patroni_members()
+        assert patroni_leader() == standby, live_members()
         assert writable(standby)
         check()  # the house acknowledged before the fault is there (synchronous replication)
         api("DELETE", f"/api/v1/houses/{written[0]}")
@@ -575,7 +564,7 @@ def test_the_app_serves_through_a_leader_failover(capsys):
         docker("unpause", old)
         FROZEN.discard(old)
     # The old leader demotes itself and follows the new one (pg_rewind when it diverged): one writable member.
-    assert wait_until(healthy_pair, FAILOVER_WITHIN, 3), patroni_members()
+    assert wait_until(healthy_pair, FAILOVER_WITHIN, 3), live_members()
     assert [h for h in MEMBERS if writable(h)] == [standby]
     api_after = {app: unit_state(app, "eterna-api") for app in APPS}
     seen = wait_until(
@@ -604,4 +593,4 @@ def test_the_app_serves_through_a_leader_failover(capsys):
     h = node(standby)
     config = h.check_output("ls /etc/patroni/*-main.yml").split()[0]
     h.check_output(f"patronictl -c {config} switchover --leader {standby} --candidate {old} --force")
-    assert wait_until(lambda: patroni_leader() == old and healthy_pair(), FAILOVER_WITHIN, 3), patroni_members()
+    assert wait_until(lambda: patroni_leader() == old and healthy_pair(), FAILOVER_WITHIN, 3), live_members()
