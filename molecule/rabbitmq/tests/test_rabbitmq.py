@@ -208,6 +208,30 @@ def test_persistent_messages_survive_a_restart():
     assert out["bodies"] == [f"{classic}-{i}" for i in range(5)]
 
 
+def test_confirmed_messages_survive_kill_9():
+    """Publisher confirms hold through a crash: kill -9 right after the last confirm, nothing lost.
+
+    The queue is declared (by the first publish) 2 s before the crash: Ra keeps a new quorum queue's registration
+    in memory for up to 500 ms (roles/rabbitmq/README.md, "A quorum queue's first half second").
+    """
+    queue = f"crash-q-{uuid.uuid4().hex[:8]}"
+    assert probe("publish", queue=queue, count=1, prefix=f"{queue}-first")[0] == 0
+    time.sleep(2)
+    assert probe("publish", queue=queue, count=5, prefix=queue)[0] == 0
+    broker = node(BROKER)
+    pid = broker.check_output("systemctl show -p MainPID --value rabbitmq-server")
+    broker.check_output(f"kill -9 {pid}")
+    for _ in range(60):
+        new_pid = broker.check_output("systemctl show -p MainPID --value rabbitmq-server")
+        if new_pid not in ("0", pid):
+            break
+        time.sleep(2)
+    wait_for_broker()
+    rc, out = probe("consume", queue=queue, count=6)
+    assert rc == 0, out
+    assert out["bodies"] == [f"{queue}-first-0"] + [f"{queue}-{i}" for i in range(5)]
+
+
 @pytest.mark.parametrize(
     ("path", "mode", "owner", "group"),
     [

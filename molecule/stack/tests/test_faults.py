@@ -259,6 +259,11 @@ def write_rabbitmq_message() -> Callable[[], None]:
     queue, payload = "eterna.fault-probe", uuid.uuid4().hex
     status, text = rabbitmq_api("PUT", f"/queues/eterna/{queue}", {"durable": True, "auto_delete": False})
     assert status in (201, 204), text
+    # RabbitMQ 4.0.5's Ra (2.14.0) writes a new quorum queue's registration (names.dets) to disk up to 500 ms
+    # later (dets auto_save); a node killed inside that window restarts the queue as a new, empty member and loses
+    # what was confirmed into it (seen here: killed 0-0.5 s after the declaration, 3 of 3 lost; 1-2 s, 0 of 5). An
+    # app's queues are declared when its workers start, not in the second before a crash; see roles/rabbitmq/README.
+    time.sleep(2)
     # The management API publishes in confirm mode: routed=true comes with the broker's ack.
     status, text = rabbitmq_api(
         "POST",
