@@ -1,5 +1,6 @@
 """pytest hooks shared by every scenario: on a failed test, print the journal of the units the test
-module names in ``JOURNAL_UNITS`` (every failed unit when absent) from the hosts in ``JOURNAL_HOSTS``.
+module names in ``JOURNAL_UNITS`` (every failed unit when absent) from the hosts in ``JOURNAL_HOSTS``; and keep
+every secret the tests derived out of each report (``eterna_testinfra.redact``).
 """
 
 from __future__ import annotations
@@ -7,13 +8,24 @@ from __future__ import annotations
 import os
 
 import pytest
-from eterna_testinfra import journal
+from eterna_testinfra import journal, redact
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    try:
+        add_journals(item, report)
+    finally:
+        # A failed command's message (testinfra prints the command line), captured output and journals can carry a
+        # password or the master key the test derived: the report keeps none of them.
+        if report.failed and report.longrepr is not None:
+            report.longrepr = redact(str(report.longrepr))
+        report.sections = [(title, redact(content)) for title, content in report.sections]
+
+
+def add_journals(item, report) -> None:
     if report.when != "call" or not report.failed or "MOLECULE_INVENTORY_FILE" not in os.environ:
         return
     units = list(getattr(item.module, "JOURNAL_UNITS", []))

@@ -2,7 +2,8 @@
 
 ``node(name)`` returns a testinfra host for another container of the running scenario, so a test
 acts from a client host against a server host. ``journal(host, units)`` reads recent journal lines.
-``secrets()`` is the repository's secrets filter module (derive the passwords the roles set),
+``secrets()`` is the repository's secrets filter module (derive the passwords the roles set; ``redact(text)``
+removes what it derived),
 ``ansible_env()`` the environment a test runs ansible-playbook with, ``curl(...)`` one HTTP
 request sent from a container, ``patroni_members(hosts)`` Patroni's member list, ``pg_cluster(host)`` the
 PostgreSQL cluster a host runs (its release's version),
@@ -59,11 +60,37 @@ def journal(host_name: str, units: list[str]) -> str:
 
 @functools.cache
 def secrets():
-    """filter_plugins/secrets.py as a module: ``secrets().derive_secret(key, purpose)``."""
+    """filter_plugins/secrets.py as a module: ``secrets().derive_secret(key, purpose)``.
+
+    Every master key given to ``derive_secret`` and every secret it returns is remembered, so that
+    ``redact`` (molecule/conftest.py applies it to each test report) keeps them out of failure output.
+    """
     spec = importlib.util.spec_from_file_location("eterna_secrets", ROOT / "filter_plugins" / "secrets.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    derive = module.derive_secret
+
+    @functools.wraps(derive)
+    def derive_secret(master_key: str, *args, **kwargs) -> str:
+        value = derive(master_key, *args, **kwargs)
+        _SECRETS_SEEN.update({str(master_key), value})
+        return value
+
+    module.derive_secret = derive_secret
     return module
+
+
+# Secrets the tests derived (see secrets()); shorter strings are not redacted (they would match ordinary text).
+_SECRETS_SEEN: set[str] = set()
+_REDACT_MIN_LENGTH = 8
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret the tests derived so far replaced by ``<redacted>``."""
+    for secret in sorted(_SECRETS_SEEN, key=len, reverse=True):
+        if len(secret) >= _REDACT_MIN_LENGTH:
+            text = text.replace(secret, "<redacted>")
+    return text
 
 
 def access_token(

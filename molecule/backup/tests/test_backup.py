@@ -7,7 +7,6 @@ disaster recovery comes last, because it moves the cluster to a new timeline.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shlex
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import node, pg_cluster
+from eterna_testinfra import node, pg_cluster, secrets
 
 JOURNAL_UNITS = [
     "pgbackrest",
@@ -39,10 +38,7 @@ MASTER_KEY = "4fdfdb9da08744734653f0afb7572f18f00923fa88ba3e943ada45facf1877ec"
 
 
 def derive(purpose: str, **kw) -> str:
-    spec = importlib.util.spec_from_file_location("secrets_filters", ROOT / "filter_plugins" / "secrets.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.derive_secret(MASTER_KEY, purpose, **kw)
+    return secrets().derive_secret(MASTER_KEY, purpose, **kw)
 
 
 def sh(host: str, cmd: str):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import time
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import node, secrets
 
 JOURNAL_UNITS = ["grafana-server", "prometheus"]
 JOURNAL_HOSTS = ["grafana-mon"]
@@ -22,10 +21,7 @@ DEADLINE = 180
 
 
 def derived(purpose: str) -> str:
-    spec = importlib.util.spec_from_file_location("secrets", ROOT / "filter_plugins" / "secrets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.derive_secret(node(SERVER).ansible.get_variables()["eterna_master_key"], purpose)
+    return secrets().derive_secret(node(SERVER).ansible.get_variables()["eterna_master_key"], purpose)
 
 
 def call(path: str, *, auth: tuple[str, str] | None = None, method: str = "GET", body: dict | None = None):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import time
@@ -10,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import node
+from eterna_testinfra import node, secrets
 
 JOURNAL_UNITS = ["minio"]
 JOURNAL_HOSTS = ["minio-s3"]
@@ -24,10 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def creds() -> dict[str, tuple[str, str]]:
-    spec = importlib.util.spec_from_file_location("eterna_secrets", ROOT / "filter_plugins/secrets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    derive = module.derive_secret
+    derive = secrets().derive_secret
     master = node(SERVER).ansible.get_variables()["eterna_master_key"]
     app = (derive(master, "s3/eterna-access", length=20), derive(master, "s3/eterna-secret", length=40))
     return {

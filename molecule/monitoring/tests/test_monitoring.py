@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from eterna_testinfra import node
+from eterna_testinfra import node, secrets
 
 JOURNAL_UNITS = ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "prometheus-node-exporter"]
 JOURNAL_HOSTS = ["monitoring-prom"]
@@ -26,11 +25,8 @@ DEADLINE = 240
 
 
 def derived(purpose: str) -> str:
-    spec = importlib.util.spec_from_file_location("secrets", ROOT / "filter_plugins" / "secrets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     key = node(PROM).ansible.get_variables()["eterna_master_key"]
-    return module.derive_secret(key, purpose)
+    return secrets().derive_secret(key, purpose)
 
 
 PASSWORD = None

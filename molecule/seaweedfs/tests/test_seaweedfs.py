@@ -7,7 +7,6 @@ batches through files/s3probe.py on the client (one boto3 start per test on a lo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from eterna_testinfra import node
+from eterna_testinfra import node, secrets
 
 JOURNAL_UNITS = ["seaweedfs"]
 JOURNAL_HOSTS = ["seaweedfs-s3"]
@@ -30,10 +29,7 @@ ROLE_DEFAULTS = yaml.safe_load((ROOT / "roles/seaweedfs/defaults/main.yml").read
 
 
 def _derive():
-    spec = importlib.util.spec_from_file_location("eterna_secrets", ROOT / "filter_plugins/secrets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.derive_secret
+    return secrets().derive_secret
 
 
 @pytest.fixture(scope="module")
