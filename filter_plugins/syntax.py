@@ -146,7 +146,7 @@ def ip_family(values: Any, family: Any, what: str = "addresses") -> list[str]:
     return chosen
 
 
-def nftables_accept_rules(rules: Any, groups: Any, addresses: Any) -> list[str]:
+def nftables_accept_rules(rules: Any, groups: Any, addresses: Any, absent_groups: str = "fail") -> list[str]:
     """nft lines of an input chain that accept each rule's port (nft(8), "PAYLOAD EXPRESSION", "SETS").
 
     :param rules: ``[{port, proto?, from_groups?, from?, comment?, variable?}]``: ``port`` a number or range
@@ -155,6 +155,8 @@ def nftables_accept_rules(rules: Any, groups: Any, addresses: Any) -> list[str]:
         defaults to ``port <port>``; ``variable`` names the rule's origin in errors (default ``base_firewall_rules``).
     :param groups: Ansible's ``groups`` (``all`` included).
     :param addresses: ``{host: address}`` for every member of the groups the rules name.
+    :param absent_groups: ``fail`` (an operator's rules: a group the inventory lacks is a mistake) or ``empty`` (a
+        role's rules name the platform's groups; one the inventory lacks has no members, so it admits nobody).
     :returns: one line per rule and address family: IPv4 sources in an ``ip saddr`` set, IPv6 ones in ``ip6 saddr``
         (nft refuses an IPv6 address in an ``ip`` set); a rule whose sources are all of one family gives one line, a
         rule whose groups are empty gives none.
@@ -163,6 +165,8 @@ def nftables_accept_rules(rules: Any, groups: Any, addresses: Any) -> list[str]:
     """
     if isinstance(rules, str | bytes) or not isinstance(rules, Iterable):
         raise _fail("nftables_accept_rules", f"rules must be a list, got {type(rules).__name__}")
+    if absent_groups not in ("fail", "empty"):
+        raise _fail("nftables_accept_rules", f"absent_groups must be fail or empty, got {absent_groups!r}")
     lines = []
     for rule in rules:
         if not isinstance(rule, dict) or "port" not in rule:
@@ -176,6 +180,8 @@ def nftables_accept_rules(rules: Any, groups: Any, addresses: Any) -> list[str]:
         sources: list[str] = []
         for group in rule.get("from_groups") or []:
             if group not in groups:
+                if absent_groups == "empty":
+                    continue
                 raise _fail("nftables_accept_rules", f"{what}: no inventory group {group!r}")
             for host in groups[group]:
                 if host not in addresses:

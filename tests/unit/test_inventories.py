@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ("staging", "production")
@@ -252,28 +254,70 @@ def test_environments_differ_as_intended() -> None:
         assert values["redis_tls_enabled"] and values["app_redis_tls"], env
 
 
-def test_every_environment_has_the_same_flow_matrix() -> None:
-    """The flows between the functional groups are the platform's, not an environment's: the inventories' copies
-    stay identical (the lab's had drifted: it lacked two rules production had)."""
-    matrices = {env: env_vars(env)["base_firewall_rules"] for env in ("lab", *ENVS)}
-    assert all(matrix == matrices["production"] for matrix in matrices.values()), {
-        env: sorted(str(rule) for group in m.values() for rule in group) for env, m in matrices.items()
-    }
+def role_rules(role: str, variable: str) -> list[dict]:
+    """A role's firewall rules from its defaults, templated by Ansible with those defaults (ports from its port
+    variables); ``variable`` may name a key below the variable (``backup_firewall_rules.db``)."""
+    name, *keys = variable.split(".")
+    defaults = trusted(yaml.safe_load((ROOT / "roles" / role / "defaults/main.yml").read_text()))
+    value = Templar(loader=DataLoader(), variables=defaults).template(defaults[name])
+    for key in keys:
+        value = value[key]
+    return value
 
 
-@pytest.mark.parametrize("env", ("lab", *ENVS))
-def test_firewall_allows_the_service_flows(env: str) -> None:
-    rules = env_vars(env)["base_firewall_rules"]
+def trusted(value):
+    """``value`` with its strings marked as templates (ansible-core >= 2.19 renders only trusted strings)."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    return value
+
+
+# The rules a host of each group gets: the service roles' own declarations, as playbooks/services applies them
+# (the object store's backend is seaweedfs by default; every host but the backup host is exported over SSH).
+SERVICE_RULES = {
+    "edge": [("nginx", "nginx_firewall_rules")],
+    "app": [("app", "app_firewall_rules")],
+    "db": [("postgres", "postgres_firewall_rules"), ("patroni", "patroni_firewall_rules"),
+           ("backup", "backup_firewall_rules.db")],
+    "etcd": [("etcd", "etcd_firewall_rules")],
+    "cache": [("redis", "redis_firewall_rules")],
+    "mq": [("rabbitmq", "rabbitmq_firewall_rules")],
+    "objectstore": [("seaweedfs", "seaweedfs_firewall_rules")],
+    "backup": [("backup", "backup_firewall_rules.repository")],
+    "monitoring": [("prometheus", "prometheus_firewall_rules"), ("grafana", "grafana_firewall_rules")],
+    "logging": [("rsyslog", "rsyslog_firewall_rules")],
+    "all": [("prometheus", "prometheus_node_exporter_firewall_rules"), ("backup", "backup_firewall_rules.exported")],
+}  # fmt: skip
+
+
+def test_the_service_roles_open_the_platform_flows() -> None:
+    """Every flow the platform needs is opened by the role of the service it reaches, from the right groups only."""
 
     def allowed(group: str, port: int, source: str | None) -> bool:
-        for rule in rules.get(group, []) + rules.get("all", []):
-            if rule["port"] != port or rule.get("proto", "tcp") != "tcp":
-                continue
-            if "from_groups" not in rule and "from" not in rule:
-                return True
-            if source in rule.get("from_groups", []):
-                return True
+        for role, variable in SERVICE_RULES[group] + SERVICE_RULES["all"]:
+            for rule in role_rules(role, variable):
+                if int(rule["port"]) != port or rule.get("proto", "tcp") != "tcp":
+                    continue
+                if "from_groups" not in rule and "from" not in rule:
+                    return True
+                if source in rule.get("from_groups", []):
+                    return True
         return False
 
     missing = [flow for flow in FLOWS if not allowed(*flow)]
-    assert not missing, f"{env}: base_firewall_rules lacks {missing}"
+    assert not missing, f"no role opens {missing}"
+    # A flow the platform does not need stays closed: the database is not reachable from the edge.
+    assert not allowed("db", 5432, "edge") and not allowed("cache", 6379, "edge") and not allowed("mq", 5671, "db")
+
+
+def test_every_service_role_writes_its_rules_and_no_inventory_copies_them() -> None:
+    roles = {role for entries in SERVICE_RULES.values() for role, _ in entries} | {"minio"}
+    for role in sorted(roles):
+        tasks = "".join(p.read_text() for p in (ROOT / "roles" / role / "tasks").glob("*.yml"))
+        assert "tasks_from: firewall\n" in tasks, f"{role} does not call _common's firewall helper"
+    for env in ("lab", *ENVS):
+        assert "base_firewall_rules" not in env_vars(env), f"{env} copies the platform's flows into its inventory"

@@ -4,6 +4,7 @@ and IPv6 sources, checked by nft itself (``nft -c``)."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -112,3 +113,51 @@ def test_the_vars_expression_feeds_the_template():
     text = TEMPLATE.read_text()
     assert "_base_firewall_accept_rules" in text and "dport" not in text
     assert "nftables_accept_rules(" in (REPO_ROOT / "roles/base/vars/main.yml").read_text()
+
+
+def test_a_role_rule_from_a_group_the_inventory_lacks_admits_nobody():
+    """A role's rules name the platform's groups: one missing from the inventory opens nothing (never any source)."""
+    rules = [{"port": 5432, "from_groups": ["app", "backup"]}, {"port": 9187, "from_groups": ["monitoring"]}]
+    groups, addresses = {"all": ["app1"], "app": ["app1"]}, {"app1": "10.0.1.11"}
+    assert syn.nftables_accept_rules(rules, groups, addresses, "empty") == [
+        'ip saddr { 10.0.1.11 } tcp dport 5432 accept comment "port 5432"'
+    ]
+    with pytest.raises(AnsibleFilterError, match="absent_groups"):
+        syn.nftables_accept_rules(rules, groups, addresses, "ignore")
+
+
+HELPER = yaml.safe_load((REPO_ROOT / "roles/_common/tasks/firewall.yml").read_text())
+
+
+def validate_fragment(text: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """The helper's own ``validate`` command (as Ansible runs it: ``%`` formatting, split like a shell) on ``text``."""
+    if shutil.which("nft") is None or os.geteuid() != 0:
+        pytest.skip("nft -c needs the nft binary and root (netlink)")
+    block = next(task for task in HELPER if "block" in task)["block"]
+    command = next(task for task in block if "ansible.builtin.template" in task)["ansible.builtin.template"]["validate"]
+    path = tmp_path / "eterna-test.nft"
+    path.write_text(text)
+    return subprocess.run(shlex.split(command % str(path)), capture_output=True, text=True, check=False)
+
+
+def test_the_helper_validates_a_service_file_as_part_of_a_chain(tmp_path):
+    lines = syn.nftables_accept_rules(
+        [{"port": 5432, "from_groups": ["app"], "comment": "postgres"}, {"port": 9094, "proto": "udp"}],
+        {"all": ["a", "b"], "app": ["a", "b"]},
+        {"a": "10.0.1.11", "b": "2001:db8::11"},
+        "empty",
+    )
+    good = validate_fragment("# a comment\n" + "\n".join(lines) + "\n", tmp_path)
+    assert good.returncode == 0, good.stderr
+    bad = validate_fragment('tcp dport 5432 acept comment "typo"\n', tmp_path)
+    assert bad.returncode != 0 and "acept" in bad.stderr
+
+
+def test_the_ruleset_includes_the_services_files_in_its_input_chain():
+    text = TEMPLATE.read_text()
+    chain = text[text.index("chain input") : text.index("chain forward")]
+    assert 'include "/etc/nftables.d/eterna-*.nft"' in chain
+    assert (
+        "/etc/nftables.d/eterna-{{ _common_firewall_service }}.nft"
+        in (REPO_ROOT / "roles/_common/tasks/firewall.yml").read_text()
+    )

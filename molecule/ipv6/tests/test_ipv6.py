@@ -59,6 +59,27 @@ def test_ruleset_matches_ipv6_sources_with_ip6_rules():
 
 
 @pytest.mark.parametrize(
+    ("name", "services"),
+    [
+        (DATA, ["postgres", "redis", "rabbitmq", "seaweedfs", "node-exporter"]),
+        (APP, ["app", "node-exporter"]),
+        (EDGE, ["nginx", "node-exporter"]),
+        (PROM, ["prometheus", "rsyslog", "node-exporter"]),
+    ],
+)
+def test_each_service_role_wrote_its_own_rules(name, services):
+    """No inventory lists the flows: each service's role wrote its file, which the base role's ruleset includes."""
+    host = node(name)
+    written = sorted(host.check_output("ls /etc/nftables.d").split())
+    assert written == sorted(f"eterna-{service}.nft" for service in services)
+    for service in services:
+        rules = host.file(f"/etc/nftables.d/eterna-{service}.nft")
+        assert (rules.user, rules.group, rules.mode) == ("root", "root", 0o600)
+        assert "ip6 saddr" in rules.content_string, service
+        assert not re.search(r"\bip saddr", rules.content_string), f"{service}: an IPv4 set on an IPv6-only network"
+
+
+@pytest.mark.parametrize(
     ("client", "server", "port", "allowed"),
     [
         (PROM, EDGE, 9100, True),  # node exporter: monitoring only
