@@ -14,7 +14,10 @@
 # BENCH_WRK_THREADS (1: wrk shares the cores with the servers), BENCH_APP_DIR (the app to measure, default
 # examples/eterna_home_app: point it at another checkout's app to compare), BENCH_VENV (its virtualenv, default
 # build/app-venv, made by scripts/app-tests.sh when missing), ETERNA_PG_BIN (PostgreSQL's bin directory, default
-# the newest /usr/lib/postgresql/*/bin), BENCH_KEEP=1 keeps the temporary directory (logs) for a look afterwards.
+# the newest /usr/lib/postgresql/*/bin), BENCH_KEEP=1 keeps the temporary directory (logs) for a look afterwards,
+# BENCH_PROFILE=FILE adds one house list run under py-spy (PyPI; the thread holding the GIL in each worker, 100 samples/s) after the
+# rounds and writes its collapsed stacks to FILE (one line per stack and its sample count; benchmarks/profile_top.py
+# sums them by function).
 # The app runs as in production (app role): PROMETHEUS_MULTIPROC_DIR set, JSON request logs at INFO (to a file here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -150,6 +153,19 @@ for round in $(seq "$ROUNDS"); do
   run "round$round houses " "${pids[0]}" "$houses_url" -H "$auth" | tee -a "$tmp/runs"
   run "round$round ceiling" "${pids[1]}" "$ceiling_url" | tee -a "$tmp/runs"
 done
+
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  spy=$(command -v py-spy || echo "$ROOT/.venv/bin/py-spy")
+  [ -x "$spy" ] || { echo "app_ceiling: BENCH_PROFILE needs py-spy (pip install py-spy)" >&2; exit 2; }
+  secs=${DURATION%s}
+  "$spy" record --subprocesses --nonblocking --gil --rate 100 --duration "$secs" --format raw -o "$BENCH_PROFILE" \
+    --pid "${pids[0]}" >"$tmp/py-spy.log" 2>&1 &
+  spy_pid=$!
+  sleep 1
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -H "$auth" "$houses_url" >/dev/null
+  wait "$spy_pid" || { cat "$tmp/py-spy.log" >&2; exit 1; }
+  echo "profile of one house list run: $BENCH_PROFILE ($(wc -l <"$BENCH_PROFILE") stacks)"
+fi
 
 # 4. Medians and the ratio (per round too: each pair ran back to back).
 "$PY" - "$tmp/runs" <<'PY'

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -122,49 +122,14 @@ def db_slots() -> _Slots:
         return slots
 
 
-_AUTOCOMMIT_KEY = "eterna_autocommit_connection"
-
-
-def autocommit_connection(session: Session) -> Connection:
-    """``session``'s connection in autocommit mode: each statement is its own transaction, with no BEGIN before it
-    and no ROLLBACK when the connection goes back (for a single SELECT: one round trip instead of three).
-
-    Blocking (it may have to connect): call it on a worker thread. Use only this connection in ``session`` until
-    it is closed; ``database_session`` then closes it in the event loop, since giving back a connection with no
-    transaction open sends nothing.
-
-    :param session: a session of ``database_session`` with no transaction begun yet.
-    :returns: the SQLAlchemy ``Connection``.
-    :raises sqlalchemy.exc.OperationalError: the database cannot be reached (503).
-    """
-    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    session.info[_AUTOCOMMIT_KEY] = connection
-    return connection
-
-
-def _closes_without_io(session: Session) -> bool:
-    if not session.in_transaction():
-        return True
-    connection = session.info.get(_AUTOCOMMIT_KEY)
-    return (
-        connection is not None
-        and not connection.closed
-        and not connection.invalidated
-        and connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-    )
-
-
 @asynccontextmanager
-async def database_session() -> AsyncIterator[Session]:
-    """A session for a request, holding one of the worker's database slots until it is closed.
+async def database_slot() -> AsyncIterator[None]:
+    """Hold one of the worker's database slots: at most as many requests as the pool has connections hold one.
 
-    Waits in the event loop for a slot (at most as many requests as the pool has connections hold one), so a
-    request on a worker thread never waits for a connection. Opening the session does no I/O and happens in the
-    event loop; so does closing it when that sends nothing to the server (no transaction, or only the connection
-    of ``autocommit_connection``), which also gives the connection back at the moment the slot is freed. Else the
-    closing rollback runs on a thread.
+    The wait is in the event loop, so a request on a worker thread never waits for a connection. Give back any
+    connection taken under the slot before leaving the block.
 
-    :returns: an async context manager yielding one ``Session``.
+    :returns: an async context manager yielding nothing.
     :raises sqlalchemy.exc.TimeoutError: no slot within SLOT_TIMEOUT seconds (answered 503 by app.outages).
     """
     slots = db_slots()
@@ -178,17 +143,32 @@ async def database_session() -> AsyncIterator[Session]:
         except TimeoutError:
             raise sa_exc.TimeoutError(f"no database slot free within {SLOT_TIMEOUT:.0f} s") from None
     try:
+        yield
+    finally:
+        slots.enter.release()
+
+
+@asynccontextmanager
+async def database_session() -> AsyncIterator[Session]:
+    """A session for a request, holding one of the worker's database slots (``database_slot``) until it is closed.
+
+    Opening the session does no I/O and happens in the event loop; so does closing it when no transaction is
+    open (nothing to send). Else the closing rollback runs on a thread of the slots' own limiter, never queued
+    behind the endpoints' thread pool.
+
+    :returns: an async context manager yielding one ``Session``.
+    :raises sqlalchemy.exc.TimeoutError: no slot within SLOT_TIMEOUT seconds (answered 503 by app.outages).
+    """
+    async with database_slot():
         session = session_scope()
         try:
             yield session
         finally:
-            if _closes_without_io(session):
+            if not session.in_transaction():
                 session.close()
             else:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(session.close, limiter=slots.close)
-    finally:
-        slots.enter.release()
+                    await anyio.to_thread.run_sync(session.close, limiter=db_slots().close)
 
 
 async def get_session() -> AsyncIterator[Session]:
