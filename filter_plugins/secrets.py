@@ -23,7 +23,7 @@ import re
 import string
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import bcrypt
 from cryptography.hazmat.primitives import hashes
@@ -440,6 +440,97 @@ def htpasswd_bcrypt(password: str, user: str, rounds: int = 12) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# the platform's credentials, named once
+
+
+class Credential(NamedTuple):
+    """One credential of the platform: how it is derived and who reads it.
+
+    :ivar length: characters of the derived secret.
+    :ivar fmt: ``derive_secret``'s format.
+    :ivar used_by: the roles (and playbooks) that read it; the first one creates it on the service, when any does.
+    :ivar meaning: what it is, for operators.
+    """
+
+    length: int
+    fmt: str
+    used_by: tuple[str, ...]
+    meaning: str
+
+
+def _c(meaning: str, *used_by: str, length: int = 32, fmt: str = "alnum") -> Credential:
+    return Credential(length, fmt, used_by, meaning)
+
+
+# Every credential derived from the master key, by name (the name is its HKDF purpose, so renaming one changes its
+# value). Roles read them with ``eterna_master_key | credential('<name>')``; the length and format are set here only.
+# tests/unit/test_credentials.py checks that each role reading a credential is listed in its ``used_by``, and
+# scripts/leak_check.py searches run output for every one of them.
+CREDENTIALS: dict[str, Credential] = {
+    "postgres/eterna": _c("PostgreSQL login of the app (user eterna)", "postgres", "app"),
+    "postgres/replicator": _c("PostgreSQL replication login (user replicator)", "postgres", "patroni"),
+    "postgres/exporter": _c("PostgreSQL login of postgres_exporter (pg_monitor)", "postgres"),
+    "postgres/superuser": _c("PostgreSQL superuser password under Patroni", "patroni"),
+    "postgres/rewind": _c("pg_rewind's PostgreSQL login under Patroni (user rewind)", "patroni"),
+    "patroni/restapi": _c("Patroni REST API basic authentication (user patroni)", "patroni"),
+    "redis/eterna": _c("Redis ACL user of the app (eterna)", "redis", "app"),
+    "redis/admin": _c("Redis ACL user of operators (admin)", "redis"),
+    "redis/exporter": _c("Redis ACL user of redis_exporter", "redis"),
+    "rabbitmq/eterna": _c("RabbitMQ user of the app (eterna, vhost eterna)", "rabbitmq", "app"),
+    "rabbitmq/admin": _c("RabbitMQ administrator (management API)", "rabbitmq"),
+    "rabbitmq/erlang_cookie": _c("Erlang distribution cookie of the RabbitMQ cluster", "rabbitmq"),
+    "s3/eterna-access": _c("S3 access key of the app's buckets", "seaweedfs", "minio", "app", "backup", length=20),
+    "s3/eterna-secret": _c("S3 secret key of the app's buckets", "seaweedfs", "minio", "app", "backup", length=40),
+    "s3/admin-access": _c("S3 administrator access key", "seaweedfs", "minio", "app", length=20),
+    "s3/admin-secret": _c("S3 administrator secret key", "seaweedfs", "minio", "app", length=40),
+    "seaweedfs/jwt-volume": _c("SeaweedFS volume server write JWT signing key", "seaweedfs", length=40),
+    "seaweedfs/jwt-filer": _c("SeaweedFS filer JWT signing key", "seaweedfs", length=40),
+    "backup/pgbackrest": _c("pgBackRest repository cipher passphrase", "backup", length=64),
+    "backup/repo2-access": _c("S3 access key of pgBackRest's second repository", "backup", length=20),
+    "backup/repo2-secret": _c("S3 secret key of pgBackRest's second repository", "backup", length=40),
+    "prometheus/admin": _c("Prometheus and Alertmanager UI basic authentication (admin)", "prometheus", "grafana"),
+    "grafana/admin": _c("Grafana administrator", "grafana"),
+    "grafana/secret_key": _c("Grafana's signing key of cookies and stored secrets", "grafana", length=40),
+    "elasticsearch/elastic": _c("Elasticsearch built-in superuser elastic", "elasticsearch"),
+    "elasticsearch/eterna_admin": _c("Elasticsearch administrator of the collection", "elasticsearch"),
+    "elasticsearch/kibana_system": _c("Elasticsearch built-in user kibana_system", "elasticsearch", "kibana"),
+    "elasticsearch/logstash_system": _c("Elasticsearch built-in user logstash_system", "elasticsearch"),
+    "elasticsearch/beats_system": _c("Elasticsearch built-in user beats_system", "elasticsearch"),
+    "elasticsearch/apm_system": _c("Elasticsearch built-in user apm_system", "elasticsearch"),
+    "elasticsearch/remote_monitoring_user": _c("Elasticsearch built-in user remote_monitoring_user", "elasticsearch"),
+    "elasticsearch/eterna_rsyslog": _c(
+        "Search-store writer of the central rsyslog", "rsyslog", "playbooks/services/logging.yml"
+    ),
+    "elasticsearch/eterna_logstash": _c(
+        "Search-store writer of Logstash", "logstash", "playbooks/services/logging.yml"
+    ),
+    "elasticsearch/eterna_operator": _c("Kibana login of operators", "kibana", "playbooks/services/logging.yml"),
+    "kibana/encryption_key": _c("Kibana xpack.security.encryptionKey", "kibana", length=48),
+    "kibana/saved_objects_key": _c("Kibana xpack.encryptedSavedObjects.encryptionKey", "kibana", length=48),
+    "kibana/reporting_key": _c("Kibana xpack.reporting.encryptionKey", "kibana", length=48),
+    "logging/tenant_pseudonym": _c("Key of the tenant pseudonyms in central logs", "rsyslog"),
+}
+
+
+def credential(master_key: str, name: str, generation: int = 0) -> str:
+    """The credential ``name`` of :data:`CREDENTIALS`, derived from the master key with its length and format.
+
+    :param master_key: the master key (``eterna_master_key``).
+    :param name: a key of :data:`CREDENTIALS`, e.g. ``'postgres/eterna'``.
+    :param generation: bump to rotate this one credential (see :func:`derive_secret`).
+    :returns: the secret, ``CREDENTIALS[name].length`` characters.
+    :raises AnsibleFilterError: ``name`` is not a credential of the platform (a typo would otherwise derive a
+        valid but different password), or as :func:`derive_secret`.
+    """
+    entry = CREDENTIALS.get(_as_str("credential", "name", name))
+    if entry is None:
+        raise _fail(
+            "credential", f"{name!r} is not a credential of the platform (filter_plugins/secrets.py CREDENTIALS)"
+        )
+    return derive_secret(master_key, name, generation, entry.length, entry.fmt)
+
+
+# --------------------------------------------------------------------------------------------------------------
 
 
 def master_key_bits(key: Any) -> int:
@@ -460,6 +551,7 @@ class FilterModule:
     def filters(self) -> dict[str, Callable[..., str]]:
         return {
             "derive_secret": derive_secret,
+            "credential": credential,
             "postgres_scram": postgres_scram,
             "rabbitmq_hash": rabbitmq_hash,
             "htpasswd_bcrypt": htpasswd_bcrypt,

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Fail when the master key or any secret derived from it appears in run output or logs.
 
-Every derivation in the repository is a literal call such as ``derive_secret('postgres/eterna')`` or
-``derive_secret('s3/eterna-secret', length=40)``; this script finds them all (roles, playbooks,
-inventories, molecule), derives each value from the master key, and searches the given files.
+Every credential of the platform is named in ``CREDENTIALS`` (filter_plugins/secrets.py), which this script reads;
+it also finds the literal ``derive_secret('lab/demo-owner')``-style calls of inventories, scenarios and the
+postgres role's login roles (``postgres_users``), derives each value from the master key, and searches the given
+files.
 The access-token signing keys of every environment and generation 0-9 (``jwt_keyring``) are searched too, and
 anything shaped like an issued credential: a JWT, an argon2 or bcrypt password hash.
 Leaks are reported by purpose name, never by value.
@@ -41,8 +42,9 @@ def _secrets_module():
 
 
 def derivations(root: Path = ROOT) -> set[tuple[str, int, str, int]]:
-    """(purpose, length, fmt, generation) of every literal derive_secret call under root."""
-    found = set()
+    """(purpose, length, fmt, generation) of every credential of CREDENTIALS and every literal derive_secret call
+    under root."""
+    found = {(name, entry.length, entry.fmt, 0) for name, entry in _secrets_module().CREDENTIALS.items()}
     for top in ("roles", "playbooks", "inventories", "molecule", "examples"):
         for path in (root / top).rglob("*"):
             if path.suffix not in {".yml", ".yaml", ".j2", ".py"} or not path.is_file():

@@ -23,7 +23,21 @@ def test_finds_literal_derivations(tmp_path: Path) -> None:
         "a: \"{{ eterna_master_key | derive_secret('svc/a') }}\"\n"
         "b: \"{{ eterna_master_key | derive_secret('svc/b', length=40, fmt='hex') }}\"\n"
     )
-    assert lc.derivations(tmp_path) == {("svc/a", 32, "alnum", 0), ("svc/b", 40, "hex", 0)}
+    table = {(name, c.length, c.fmt, 0) for name, c in lc._secrets_module().CREDENTIALS.items()}
+    assert lc.derivations(tmp_path) == table | {("svc/a", 32, "alnum", 0), ("svc/b", 40, "hex", 0)}
+
+
+def test_every_platform_credential_is_searched_with_its_length(tmp_path: Path, capsys) -> None:
+    lc = _load()
+    sec = lc._secrets_module()
+    value = sec.credential(KEY, "s3/eterna-secret")
+    assert len(value) == 40
+    log = tmp_path / "run.log"
+    log.write_text(f"AWS_SECRET_ACCESS_KEY={value}\n")
+    assert lc.main(["--key", KEY, str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "LEAK: s3/eterna-secret (length=40, fmt=alnum, generation=0)" in out
+    assert value not in out
 
 
 def test_reports_leaks_by_name_only(tmp_path: Path, capsys) -> None:

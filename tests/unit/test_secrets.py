@@ -399,6 +399,7 @@ def test_filter_module_exposes_the_public_names() -> None:
     filters = sec.FilterModule().filters()
     assert set(filters) == {
         "derive_secret",
+        "credential",
         "postgres_scram",
         "rabbitmq_hash",
         "htpasswd_bcrypt",
@@ -408,6 +409,7 @@ def test_filter_module_exposes_the_public_names() -> None:
         "sha256_hex",
     }
     assert filters["derive_secret"] is sec.derive_secret
+    assert filters["credential"] is sec.credential
     assert all(callable(f) for f in filters.values())
 
 
