@@ -156,3 +156,13 @@ def test_committed_json_matches_the_generator():
     assert sorted(rendered) == sorted(p.name for p in DASHBOARD_FILES)
     for path in DASHBOARD_FILES:
         assert path.read_text() == rendered[path.name], f"{path.name} is stale: run monitoring/build_dashboards.py"
+
+
+def test_a_misspelt_panel_key_fails_the_build(tmp_path):
+    spec = importlib.util.spec_from_file_location("build_dashboards", ROOT / "monitoring" / "build_dashboards.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = tmp_path / "dashboards.yml"
+    data.write_text("x:\n  uid: x\n  title: X\n  panels:\n    - {title: P, expr: up, legnd: l, description: d}\n")
+    with pytest.raises(ValueError, match=r"panel 'P': unknown keys \['legnd'\]"):
+        module.render(data)
