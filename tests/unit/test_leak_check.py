@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "9c1e7a54d2b08f36e4a1c97d05b3f8622d4e9a1f7c03b5e8a6d2f4c19b07e358"  # test-only
 
@@ -27,19 +29,6 @@ def test_finds_literal_derivations(tmp_path: Path) -> None:
     assert lc.derivations(tmp_path) == table | {("svc/a", 32, "alnum", 0), ("svc/b", 40, "hex", 0)}
 
 
-def test_every_platform_credential_is_searched_with_its_length(tmp_path: Path, capsys) -> None:
-    lc = _load()
-    sec = lc._secrets_module()
-    value = sec.credential(KEY, "s3/eterna-secret")
-    assert len(value) == 40
-    log = tmp_path / "run.log"
-    log.write_text(f"AWS_SECRET_ACCESS_KEY={value}\n")
-    assert lc.main(["--key", KEY, str(log)]) == 1
-    out = capsys.readouterr().out
-    assert "LEAK: s3/eterna-secret (length=40, fmt=alnum, generation=0)" in out
-    assert value not in out
-
-
 def test_reports_leaks_by_name_only(tmp_path: Path, capsys) -> None:
     lc = _load()
     secrets = lc.secrets_for(KEY)
@@ -59,16 +48,32 @@ def test_clean_log_passes(tmp_path: Path) -> None:
     assert lc.main(["--key", KEY, str(log)]) == 0
 
 
-def test_jwt_signing_keys_of_every_environment_are_searched(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    ("name", "value_of", "line"),
+    [
+        # Every platform credential, with the length of CREDENTIALS (40 here, not derive_secret's default 32).
+        (
+            "s3/eterna-secret (length=40, fmt=alnum, generation=0)",
+            lambda sec: sec.credential(KEY, "s3/eterna-secret"),
+            "AWS_SECRET_ACCESS_KEY={}",
+        ),
+        # The JWT signing keys of every environment and generation.
+        (
+            "JWT signing key production-g4",
+            lambda sec: sec.jwt_keyring(KEY, "production", 4).split(":")[1],
+            "js_var $eterna_jwt_keys {}",
+        ),
+    ],
+)
+def test_a_leaked_secret_is_named_and_not_shown(tmp_path: Path, capsys, name, value_of, line) -> None:
     lc = _load()
-    sec = lc._secrets_module()
-    key = sec.jwt_keyring(KEY, "production", 4).split(":")[1]
+    value = value_of(lc._secrets_module())
     log = tmp_path / "run.log"
-    log.write_text(f"js_var $eterna_jwt_keys {key}\n")
+    log.write_text(line.format(value) + "\n")
     assert lc.main(["--key", KEY, str(log)]) == 1
     out = capsys.readouterr().out
-    assert "LEAK: JWT signing key production-g4" in out
-    assert key not in out
+    assert f"LEAK: {name}" in out
+    assert value not in out
 
 
 def test_issued_tokens_and_password_hashes_are_leaks(tmp_path: Path, capsys) -> None:
