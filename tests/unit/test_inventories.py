@@ -30,7 +30,7 @@ SITE_GROUPS = ("edge", "app", "db", "cache", "mq", "objectstore", "monitoring", 
 # runs on every host (services/backup.yml: each host serves its exports), a superset of backup and db.
 ROLE_PLAYS = (
     ("all", "base", "main"),
-    ("all", "prometheus", "node_exporter"),
+    ("all", "node_exporter", "main"),
     ("all", "backup", "main"),
     ("edge", "nginx", "main"),
     ("app", "app", "main"),
@@ -43,7 +43,7 @@ ROLE_PLAYS = (
 )
 # Roles whose tasks/preflight.yml only asserts on variables: run on the controller, without facts. The others
 # look at the host (postgres: existing clusters, backup: systemd-analyze, rabbitmq: the node name from facts).
-PURE_PREFLIGHTS = {"base", "nginx", "app", "redis", "seaweedfs", "prometheus", "grafana"}
+PURE_PREFLIGHTS = {"base", "node_exporter", "nginx", "app", "redis", "seaweedfs", "prometheus", "grafana"}
 # (target group, tcp port, source group or None for the internet) each environment's firewall must allow.
 FLOWS = (
     [("edge", 443, None), ("edge", 80, None), ("app", 8000, "edge"), ("all", 22, "backup")]
@@ -203,6 +203,18 @@ def test_role_check_fails_on_bad_values(tmp_path: Path) -> None:
     assert "production (eterna_env) needs nginx_tls_source files or acme" in output, res.stdout
 
 
+def test_node_exporter_refuses_its_names_from_the_prometheus_role(tmp_path: Path) -> None:
+    """An inventory that still sets a renamed prometheus_node_exporter_* variable is refused by name, not ignored."""
+    inv = copy_inventory("production", tmp_path)
+    (inv / "group_vars" / "all" / "zz_old.yml").write_text("---\nprometheus_node_exporter_textfile_dir: /srv/metrics\n")
+    playbook = role_check_playbook(tmp_path / "check_roles.yml")
+    res = ansible("ansible-playbook", "-i", str(inv), str(playbook), "--limit", "edge", *LOCAL, *with_key())
+    assert res.returncode != 0
+    output = " ".join(res.stdout.split())
+    expected = "prometheus_node_exporter_textfile_dir: the node exporter is the node_exporter role now"
+    assert expected in output, res.stdout
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_inventory_sets_only_variables_the_roles_read(env: str, listed: dict[str, dict]) -> None:
     known: dict[str, set[str]] = {}
@@ -290,7 +302,7 @@ SERVICE_RULES = {
     "backup": [("backup", "backup_firewall_rules.repository")],
     "monitoring": [("prometheus", "prometheus_firewall_rules"), ("grafana", "grafana_firewall_rules")],
     "logging": [("rsyslog", "rsyslog_firewall_rules")],
-    "all": [("prometheus", "prometheus_node_exporter_firewall_rules"), ("backup", "backup_firewall_rules.exported")],
+    "all": [("node_exporter", "node_exporter_firewall_rules"), ("backup", "backup_firewall_rules.exported")],
 }  # fmt: skip
 
 
