@@ -191,28 +191,34 @@ def test_roles_accept_the_inventory(env: str, tmp_path: Path) -> None:
         assert f"(item={role} {entry})" in res.stdout, f"{role} {entry} was validated on no host"
 
 
-def test_role_check_fails_on_bad_values(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("broken", "expected"),
+    [
+        # One value the argument spec refuses, one the spec allows but the role's preflight refuses in production.
+        (
+            "app_workers: many\nnginx_tls_source: internal\n",
+            [
+                "argument 'app_workers' is of type str and we were unable to convert to int",
+                "production (eterna_env) needs nginx_tls_source files or acme",
+            ],
+        ),
+        # A name the node exporter had inside the prometheus role is refused by name, not ignored.
+        (
+            "prometheus_node_exporter_textfile_dir: /srv/metrics\n",
+            ["prometheus_node_exporter_textfile_dir: the node exporter is the node_exporter role now"],
+        ),
+    ],
+    ids=["spec-and-preflight", "node-exporter-old-name"],
+)
+def test_role_check_fails_on_bad_values(tmp_path: Path, broken: str, expected: list[str]) -> None:
     inv = copy_inventory("production", tmp_path)
-    # One value the argument spec refuses, one the spec allows but the role's preflight refuses in production.
-    (inv / "group_vars" / "all" / "zz_broken.yml").write_text("---\napp_workers: many\nnginx_tls_source: internal\n")
+    (inv / "group_vars" / "all" / "zz_broken.yml").write_text("---\n" + broken)
     playbook = role_check_playbook(tmp_path / "check_roles.yml")
     res = ansible("ansible-playbook", "-i", str(inv), str(playbook), "--limit", "edge:app", *LOCAL, *with_key())
     assert res.returncode != 0
     output = " ".join(res.stdout.split())
-    assert "argument 'app_workers' is of type str and we were unable to convert to int" in output, res.stdout
-    assert "production (eterna_env) needs nginx_tls_source files or acme" in output, res.stdout
-
-
-def test_node_exporter_refuses_its_names_from_the_prometheus_role(tmp_path: Path) -> None:
-    """An inventory that still sets a renamed prometheus_node_exporter_* variable is refused by name, not ignored."""
-    inv = copy_inventory("production", tmp_path)
-    (inv / "group_vars" / "all" / "zz_old.yml").write_text("---\nprometheus_node_exporter_textfile_dir: /srv/metrics\n")
-    playbook = role_check_playbook(tmp_path / "check_roles.yml")
-    res = ansible("ansible-playbook", "-i", str(inv), str(playbook), "--limit", "edge", *LOCAL, *with_key())
-    assert res.returncode != 0
-    output = " ".join(res.stdout.split())
-    expected = "prometheus_node_exporter_textfile_dir: the node exporter is the node_exporter role now"
-    assert expected in output, res.stdout
+    for message in expected:
+        assert message in output, res.stdout
 
 
 @pytest.mark.parametrize("env", ENVS)
