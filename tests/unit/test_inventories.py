@@ -30,7 +30,7 @@ SITE_GROUPS = ("edge", "app", "db", "cache", "mq", "objectstore", "monitoring", 
 # runs on every host (services/backup.yml: each host serves its exports), a superset of backup and db.
 ROLE_PLAYS = (
     ("all", "base", "main"),
-    ("all", "prometheus", "node_exporter"),
+    ("all", "node_exporter", "main"),
     ("all", "backup", "main"),
     ("edge", "nginx", "main"),
     ("app", "app", "main"),
@@ -43,7 +43,7 @@ ROLE_PLAYS = (
 )
 # Roles whose tasks/preflight.yml only asserts on variables: run on the controller, without facts. The others
 # look at the host (postgres: existing clusters, backup: systemd-analyze, rabbitmq: the node name from facts).
-PURE_PREFLIGHTS = {"base", "nginx", "app", "redis", "seaweedfs", "prometheus", "grafana"}
+PURE_PREFLIGHTS = {"base", "node_exporter", "nginx", "app", "redis", "seaweedfs", "prometheus", "grafana"}
 # (target group, tcp port, source group or None for the internet) each environment's firewall must allow.
 FLOWS = (
     [("edge", 443, None), ("edge", 80, None), ("app", 8000, "edge"), ("all", 22, "backup")]
@@ -191,16 +191,34 @@ def test_roles_accept_the_inventory(env: str, tmp_path: Path) -> None:
         assert f"(item={role} {entry})" in res.stdout, f"{role} {entry} was validated on no host"
 
 
-def test_role_check_fails_on_bad_values(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("broken", "expected"),
+    [
+        # One value the argument spec refuses, one the spec allows but the role's preflight refuses in production.
+        (
+            "app_workers: many\nnginx_tls_source: internal\n",
+            [
+                "argument 'app_workers' is of type str and we were unable to convert to int",
+                "production (eterna_env) needs nginx_tls_source files or acme",
+            ],
+        ),
+        # A name the node exporter had inside the prometheus role is refused by name, not ignored.
+        (
+            "prometheus_node_exporter_textfile_dir: /srv/metrics\n",
+            ["prometheus_node_exporter_textfile_dir: the node exporter is the node_exporter role now"],
+        ),
+    ],
+    ids=["spec-and-preflight", "node-exporter-old-name"],
+)
+def test_role_check_fails_on_bad_values(tmp_path: Path, broken: str, expected: list[str]) -> None:
     inv = copy_inventory("production", tmp_path)
-    # One value the argument spec refuses, one the spec allows but the role's preflight refuses in production.
-    (inv / "group_vars" / "all" / "zz_broken.yml").write_text("---\napp_workers: many\nnginx_tls_source: internal\n")
+    (inv / "group_vars" / "all" / "zz_broken.yml").write_text("---\n" + broken)
     playbook = role_check_playbook(tmp_path / "check_roles.yml")
     res = ansible("ansible-playbook", "-i", str(inv), str(playbook), "--limit", "edge:app", *LOCAL, *with_key())
     assert res.returncode != 0
     output = " ".join(res.stdout.split())
-    assert "argument 'app_workers' is of type str and we were unable to convert to int" in output, res.stdout
-    assert "production (eterna_env) needs nginx_tls_source files or acme" in output, res.stdout
+    for message in expected:
+        assert message in output, res.stdout
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -290,7 +308,7 @@ SERVICE_RULES = {
     "backup": [("backup", "backup_firewall_rules.repository")],
     "monitoring": [("prometheus", "prometheus_firewall_rules"), ("grafana", "grafana_firewall_rules")],
     "logging": [("rsyslog", "rsyslog_firewall_rules")],
-    "all": [("prometheus", "prometheus_node_exporter_firewall_rules"), ("backup", "backup_firewall_rules.exported")],
+    "all": [("node_exporter", "node_exporter_firewall_rules"), ("backup", "backup_firewall_rules.exported")],
 }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +105,16 @@ def test_scrape_configs_follow_the_groups() -> None:
     assert "tls_config" not in postgres and "params" not in postgres
     assert app["tls_config"] == {"ca_file": "/ca.crt"}
     assert (app["scheme"], app["metrics_path"], app["params"]) == ("https", "/m", {"a": ["b"]})
+
+
+def test_the_node_job_scrapes_the_prometheus_side_port_which_matches_the_exporters_default() -> None:
+    """The node_exporter role runs in another play, so the node job reads the prometheus role's own
+    prometheus_node_exporter_port; both roles' defaults name the same port."""
+    defaults = yaml.safe_load((ROOT / "roles/prometheus/defaults/main.yml").read_text())
+    (node,) = [job for job in defaults["prometheus_scrape_jobs"] if job["name"] == "node"]
+    assert node == {"name": "node", "group": "all", "port": "{{ prometheus_node_exporter_port }}"}
+    exporter = yaml.safe_load((ROOT / "roles/node_exporter/defaults/main.yml").read_text())
+    assert defaults["prometheus_node_exporter_port"] == exporter["node_exporter_port"] == 9100
 
 
 def test_a_host_without_an_address_is_an_error() -> None:

@@ -101,7 +101,7 @@ def test_every_role_sandbox_renders(role: str, name: str, settings: dict):
 def test_the_role_sandboxes_are_found():
     roles = {role for role, _, _ in _role_sandboxes()}
     expected = {"app", "backup", "etcd", "haproxy", "minio", "nginx", "patroni", "postgres", "prometheus"}
-    assert expected | {"hardening", "rabbitmq", "redis", "rsyslog", "seaweedfs"} <= roles, roles
+    assert expected | {"hardening", "node_exporter", "rabbitmq", "redis", "rsyslog", "seaweedfs"} <= roles, roles
 
 
 def test_filter_module_exposes_it():

@@ -134,6 +134,32 @@ def test_listeners_are_private_and_blackbox_is_loopback_only():
     assert code == 0, "the blackbox exporter must not be reachable from another host"
 
 
+def test_node_exporter_role_listens_privately_with_its_collectors_and_restart_policy():
+    """The node_exporter role on the target: bound to the private address, textfile and systemd collectors on its
+    command line, its sandbox (netlink for the collectors) and restart policy in effect, no mask left."""
+    h = node(CLIENT)
+    address = h.ansible.get_variables().get("eterna_private_ip") or h.interface("eth0").addresses[0]
+    assert h.socket(f"tcp://{address}:9100").is_listening
+    assert not h.socket("tcp://0.0.0.0:9100").is_listening
+    args = h.file("/etc/default/prometheus-node-exporter").content_string
+    assert "--collector.textfile.directory=/var/lib/prometheus/node-exporter " in args
+    assert "--collector.systemd " in args
+    assert "--collector.systemd.unit-include=(eterna-.+|" in args
+    props = dict(
+        line.split("=", 1)
+        for line in h.check_output(
+            "systemctl show -p Restart -p RestrictAddressFamilies -p ProtectHome prometheus-node-exporter"
+        ).splitlines()
+    )
+    assert props["Restart"] == "on-failure"
+    assert props["ProtectHome"] == "read-only"
+    assert "AF_NETLINK" in props["RestrictAddressFamilies"].split()
+    assert not h.file("/etc/systemd/system/prometheus-node-exporter.service").is_symlink
+    metrics = h.check_output(f"curl -sS --max-time 10 http://{address}:9100/metrics")
+    assert re.search(r'^node_systemd_unit_state\{name="redis-server\.service",state="active"', metrics, re.M)
+    assert "eterna_backup_last_success_timestamp_seconds{" in metrics
+
+
 @pytest.mark.parametrize("base", [PROM_URL, AM_URL])
 def test_uis_refuse_anonymous_and_wrong_password(base):
     path = "/api/v1/status/buildinfo" if base == PROM_URL else "/api/v2/status"
