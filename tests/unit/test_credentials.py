@@ -14,7 +14,7 @@ from module_loader import load_file
 sec = load_file("filter_plugins/secrets.py", "eterna_filter_secrets_credentials")
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "9c1e7a54d2b08f36e4a1c97d05b3f8622d4e9a1f7c03b5e8a6d2f4c19b07e358"  # test-only
+KEY = "9c1e7a54d2b08f36e4a1c97d05b3f8622d4e9a1f7c03b5e8a6d2f4c19b07e358"  # test-only  # pragma: allowlist secret
 _CREDENTIAL_CALL = re.compile(r"credential\(\s*['\"]([^'\"]+)['\"]")
 _DERIVE_LITERAL = re.compile(r"derive_secret\(\s*['\"]")
 
