@@ -107,14 +107,42 @@ def test_scrape_configs_follow_the_groups() -> None:
     assert (app["scheme"], app["metrics_path"], app["params"]) == ("https", "/m", {"a": ["b"]})
 
 
-def test_the_node_job_scrapes_the_prometheus_side_port_which_matches_the_exporters_default() -> None:
-    """The node_exporter role runs in another play, so the node job reads the prometheus role's own
-    prometheus_node_exporter_port; both roles' defaults name the same port."""
-    defaults = yaml.safe_load((ROOT / "roles/prometheus/defaults/main.yml").read_text())
-    (node,) = [job for job in defaults["prometheus_scrape_jobs"] if job["name"] == "node"]
-    assert node == {"name": "node", "group": "all", "port": "{{ prometheus_node_exporter_port }}"}
-    exporter = yaml.safe_load((ROOT / "roles/node_exporter/defaults/main.yml").read_text())
-    assert defaults["prometheus_node_exporter_port"] == exporter["node_exporter_port"] == 9100
+def _defaults(role: str) -> dict:
+    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+
+
+# Scrape job -> (role, variable) of the port its targets listen on. Each role runs in its own play, so the prometheus
+# role keeps its own copy of the port; this keeps the copies in line with the listeners.
+LISTENERS = {
+    "node": ("node_exporter", "node_exporter_port"),
+    "postgres": ("postgres", "postgres_exporter_port"),
+    "redis": ("redis", "redis_exporter_port"),
+    "rabbitmq": ("rabbitmq", "rabbitmq_prometheus_port"),
+    "rabbitmq_queues": ("rabbitmq", "rabbitmq_prometheus_port"),
+    "objectstore": ("seaweedfs", "seaweedfs_metrics_port"),
+    "app": ("app", "app_port"),
+    "nginx": ("nginx", "nginx_exporter_listen_address"),
+    "nginx_tenants": ("nginx", "nginx_tenant_metrics_port"),
+    "patroni": ("patroni", "patroni_restapi_port"),
+    "etcd": ("etcd", "etcd_metrics_port"),
+}
+
+
+def test_every_scrape_job_targets_the_port_its_exporter_listens_on() -> None:
+    """The node job reads prometheus_node_exporter_port (the node_exporter role runs in another play); the others
+    name their port; each equals the default of the role that opens the listener."""
+    defaults = _defaults("prometheus")
+    jobs = {job["name"]: job["port"] for job in defaults["prometheus_scrape_jobs"]}
+    assert jobs["node"] == "{{ prometheus_node_exporter_port }}"
+    jobs["node"] = defaults["prometheus_node_exporter_port"]
+    assert sorted(jobs) == sorted(LISTENERS)
+    listening = {}
+    for job, (role, variable) in LISTENERS.items():
+        value = _defaults(role)[variable]
+        listening[job] = int(str(value).rpartition(":")[2])  # ":9113" (an address) or 9113
+    assert jobs == listening
+    assert defaults["prometheus_app_probe_port"] == listening["app"] == _defaults("nginx")["nginx_upstream_port"]
+    assert _defaults("haproxy")["haproxy_patroni_port"] == listening["patroni"]
 
 
 def test_a_host_without_an_address_is_an_error() -> None:
