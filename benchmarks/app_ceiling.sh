@@ -158,6 +158,7 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
   spy=$(command -v py-spy || echo "$ROOT/.venv/bin/py-spy")
   [ -x "$spy" ] || { echo "app_ceiling: BENCH_PROFILE needs py-spy (pip install py-spy)" >&2; exit 2; }
   secs=${DURATION%s}
+  [[ "$secs" =~ ^[0-9]+$ ]] || { echo "app_ceiling: BENCH_PROFILE needs BENCH_DURATION in seconds (15s), got $DURATION" >&2; exit 2; }
   "$spy" record --subprocesses --nonblocking --gil --rate 100 --duration "$secs" --format raw -o "$BENCH_PROFILE" \
     --pid "${pids[0]}" >"$tmp/py-spy.log" 2>&1 &
   spy_pid=$!

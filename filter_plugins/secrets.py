@@ -499,12 +499,12 @@ CREDENTIALS: dict[str, Credential] = {
     "elasticsearch/apm_system": _c("Elasticsearch built-in user apm_system", "elasticsearch"),
     "elasticsearch/remote_monitoring_user": _c("Elasticsearch built-in user remote_monitoring_user", "elasticsearch"),
     "elasticsearch/eterna_rsyslog": _c(
-        "Search-store writer of the central rsyslog", "rsyslog", "playbooks/services/logging.yml"
+        "Search-store writer of the central rsyslog", "playbooks/services/logging.yml", "rsyslog"
     ),
     "elasticsearch/eterna_logstash": _c(
-        "Search-store writer of Logstash", "logstash", "playbooks/services/logging.yml"
+        "Search-store writer of Logstash", "playbooks/services/logging.yml", "logstash"
     ),
-    "elasticsearch/eterna_operator": _c("Kibana login of operators", "kibana", "playbooks/services/logging.yml"),
+    "elasticsearch/eterna_operator": _c("Kibana login of operators", "playbooks/services/logging.yml", "kibana"),
     "kibana/encryption_key": _c("Kibana xpack.security.encryptionKey", "kibana", length=48),
     "kibana/saved_objects_key": _c("Kibana xpack.encryptedSavedObjects.encryptionKey", "kibana", length=48),
     "kibana/reporting_key": _c("Kibana xpack.reporting.encryptionKey", "kibana", length=48),

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Fail when the master key or any secret derived from it appears in run output or logs.
 
-Every credential of the platform is named in ``CREDENTIALS`` (filter_plugins/secrets.py), which this script reads;
-it also finds the literal ``derive_secret('lab/demo-owner')``-style calls of inventories, scenarios and the
-postgres role's login roles (``postgres_users``), derives each value from the master key, and searches the given
-files.
+Every credential of the platform is named in ``CREDENTIALS`` (filter_plugins/secrets.py), which this script reads,
+generations 0-9 of each (a rotation raises one); it also finds the literal ``derive_secret('lab/demo-owner')``-style
+calls of inventories and scenarios. It derives each value from the master key and searches the given files.
+Not searched: login roles an operator adds to ``postgres_users`` with a purpose of their own.
 The access-token signing keys of every environment and generation 0-9 (``jwt_keyring``) are searched too, and
 anything shaped like an issued credential: a JWT, an argon2 or bcrypt password hash.
 Leaks are reported by purpose name, never by value.
@@ -26,6 +26,8 @@ _KWARG = re.compile(r"(length|fmt|generation)\s*=\s*['\"]?([A-Za-z0-9_]+)['\"]?"
 # Environments and key generations whose JWT signing keys are searched.
 JWT_ENVIRONMENTS = ("lab", "staging", "production")
 JWT_GENERATIONS = range(10)
+# Generations of the platform credentials searched (rotation raises one: README "Rotation").
+CREDENTIAL_GENERATIONS = range(10)
 # Credentials issued at run time: never derivable, recognisable by their shape.
 SHAPES = {
     "a JWT (access token)": re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,}"),
@@ -44,7 +46,8 @@ def _secrets_module():
 def derivations(root: Path = ROOT) -> set[tuple[str, int, str, int]]:
     """(purpose, length, fmt, generation) of every credential of CREDENTIALS and every literal derive_secret call
     under root."""
-    found = {(name, entry.length, entry.fmt, 0) for name, entry in _secrets_module().CREDENTIALS.items()}
+    table = _secrets_module().CREDENTIALS
+    found = {(name, c.length, c.fmt, generation) for name, c in table.items() for generation in CREDENTIAL_GENERATIONS}
     for top in ("roles", "playbooks", "inventories", "molecule", "examples"):
         for path in (root / top).rglob("*"):
             if path.suffix not in {".yml", ".yaml", ".j2", ".py"} or not path.is_file():

@@ -207,8 +207,13 @@ def test_roles_accept_the_inventory(env: str, tmp_path: Path) -> None:
             "prometheus_node_exporter_textfile_dir: /srv/metrics\n",
             ["prometheus_node_exporter_textfile_dir: the node exporter is the node_exporter role now"],
         ),
+        # The port Prometheus scrapes differs from the one the exporter listens on (every host would be NodeDown).
+        (
+            "prometheus_node_exporter_port: 9200\n",
+            ["prometheus_node_exporter_port (9200) is the port Prometheus scrapes and node_exporter_port (9100)"],
+        ),
     ],
-    ids=["spec-and-preflight", "node-exporter-old-name"],
+    ids=["spec-and-preflight", "node-exporter-old-name", "node-exporter-port-mismatch"],
 )
 def test_role_check_fails_on_bad_values(tmp_path: Path, broken: str, expected: list[str]) -> None:
     inv = copy_inventory("production", tmp_path)

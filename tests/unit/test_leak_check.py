@@ -25,7 +25,7 @@ def test_finds_literal_derivations(tmp_path: Path) -> None:
         "a: \"{{ eterna_master_key | derive_secret('svc/a') }}\"\n"
         "b: \"{{ eterna_master_key | derive_secret('svc/b', length=40, fmt='hex') }}\"\n"
     )
-    table = {(name, c.length, c.fmt, 0) for name, c in lc._secrets_module().CREDENTIALS.items()}
+    table = {(name, c.length, c.fmt, g) for name, c in lc._secrets_module().CREDENTIALS.items() for g in range(10)}
     assert lc.derivations(tmp_path) == table | {("svc/a", 32, "alnum", 0), ("svc/b", 40, "hex", 0)}
 
 
@@ -56,6 +56,12 @@ def test_clean_log_passes(tmp_path: Path) -> None:
             "s3/eterna-secret (length=40, fmt=alnum, generation=0)",
             lambda sec: sec.credential(KEY, "s3/eterna-secret"),
             "AWS_SECRET_ACCESS_KEY={}",
+        ),
+        # A rotated credential (generation 3).
+        (
+            "redis/eterna (length=32, fmt=alnum, generation=3)",
+            lambda sec: sec.credential(KEY, "redis/eterna", 3),
+            "REDISCLI_AUTH={}",
         ),
         # The JWT signing keys of every environment and generation.
         (

@@ -120,7 +120,34 @@ def test_house_list_bytes_are_fastapis_encoding_of_the_orm_rows(client, a, b, wo
     assert [h["name"] for h in client.get("/api/v1/houses", headers=b.headers).json()] == ["B0"]
 
 
-def test_house_list_takes_one_hop_and_gives_its_connection_back_in_the_loop(small_pool, monkeypatch):
+def test_house_rows_encode_as_fastapi_would_with_postgres_types():
+    """SQLite gives naive datetimes; psycopg gives aware ones (the session's time zone): both encode the same way."""
+    import datetime as dt
+    import uuid as uuid_module
+    from zoneinfo import ZoneInfo
+
+    from app.api.houses import house_rows_json
+    from app.api.schemas import HouseOut
+
+    moments = [
+        dt.datetime(2026, 12, 2, 14, 31, 16, 123456, tzinfo=ZoneInfo("Etc/UTC")),
+        dt.datetime(2026, 12, 2, 15, 31, 16, tzinfo=ZoneInfo("Europe/Berlin")),
+        dt.datetime(2026, 12, 2, 20, 1, 16, 5, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        dt.datetime(1880, 1, 1, tzinfo=ZoneInfo("Europe/Amsterdam")),
+        dt.datetime(2026, 12, 2, 14, 31, 16),
+    ]
+    rows = [
+        (uuid_module.uuid4(), f"Villa {n} \u2028 </script>", "Straße 1", moment) for n, moment in enumerate(moments)
+    ]
+    expected = TypeAdapter(list[HouseOut]).dump_json(
+        TypeAdapter(list[HouseOut]).validate_python(
+            [dict(zip(HouseOut.model_fields, row, strict=True)) for row in rows]
+        )
+    )
+    assert house_rows_json(rows) == expected
+
+
+def test_house_list_takes_one_hop_and_gives_its_connection_back_before_its_slot(small_pool, monkeypatch):
     from conftest import World
     from fastapi.testclient import TestClient
 

@@ -4,6 +4,8 @@ another tenant's id answers 404 exactly like an id that does not exist."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -72,9 +74,20 @@ def house_list_json(tenant: str, limit: int, offset: int) -> bytes:
     with db.get_engine().connect() as connection:  # read through the module: tests swap the engine
         connection.execution_options(isolation_level="AUTOCOMMIT")
         rows = connection.execute(HOUSE_PAGE, params).all()
-    # The columns are HouseOut's fields with its types (NOT NULL, UUID, text, timestamptz), so the rows need no
-    # validation: pydantic-core encodes UUIDs and datetimes as the response model would
-    # (tests/test_db_sessions.py compares the bytes with FastAPI's encoding of list[HouseOut]).
+    return house_rows_json(rows)
+
+
+def house_rows_json(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Rows of ``HOUSE_PAGE`` as the JSON list FastAPI would send for ``list[HouseOut]``, without validating them.
+
+    The columns are HouseOut's fields with its types (NOT NULL, UUID, text, timestamptz), so validation would
+    change nothing: pydantic-core encodes UUIDs and datetimes (naive or aware, any offset) as the response model
+    does (tests/test_db_sessions.py compares the bytes).
+
+    :param rows: tuples in ``HOUSE_FIELDS`` order.
+    :returns: UTF-8 JSON bytes.
+    :raises ValueError: a row with another number of columns.
+    """
     return to_json([dict(zip(HOUSE_FIELDS, row, strict=True)) for row in rows])
 
 
