@@ -67,48 +67,48 @@ def test_every_credential_read_is_in_the_table_and_lists_its_readers():
     assert {name: who for name, who in unread.items() if who} == {}
 
 
-# Length and SHA-256 prefix of every credential for KEY, written down on 2 Dec 2026 from the lengths the roles typed
-# before the table existed. A renamed, resized or reformatted entry would change a running platform's password
+# Length and the first 48 bits of the SHA-256 (an integer) of every credential for KEY, written down on 2 Dec 2026
+# from the lengths the roles typed before the table existed. A renamed, resized or reformatted entry would change a running platform's password
 # (Grafana's stored secrets, RabbitMQ's cluster cookie...): this fails first. A new entry is added here too.
 PINNED = {
-    "postgres/eterna": (32, "a2f538f844fa4006"),
-    "postgres/replicator": (32, "b48b6042c1ab8b58"),
-    "postgres/exporter": (32, "da7cf021221f7457"),
-    "postgres/superuser": (32, "a2019d61068730ac"),
-    "postgres/rewind": (32, "7daff36e55c7a416"),
-    "patroni/restapi": (32, "dc66cdb1c254bd0b"),
-    "redis/eterna": (32, "9e975c52c02b45c9"),
-    "redis/admin": (32, "2d25ad756f69f84a"),
-    "redis/exporter": (32, "67f00731c1c592c2"),
-    "rabbitmq/eterna": (32, "3dbc9629114a46c2"),
-    "rabbitmq/admin": (32, "eead7f5046b565db"),
-    "rabbitmq/erlang_cookie": (32, "3f591b119ff77ef4"),
-    "s3/eterna-access": (20, "0ae7fd73da334238"),
-    "s3/eterna-secret": (40, "ee97cc49be51d1ed"),
-    "s3/admin-access": (20, "9fed0ce9d2375d25"),
-    "s3/admin-secret": (40, "2167224786628286"),
-    "seaweedfs/jwt-volume": (40, "e1c7d04828027964"),
-    "seaweedfs/jwt-filer": (40, "7fd6b38d9c33e354"),
-    "backup/pgbackrest": (64, "212d2cdbb3ef9395"),
-    "backup/repo2-access": (20, "2312ce8cc952fef6"),
-    "backup/repo2-secret": (40, "0a5b97f21da59622"),
-    "prometheus/admin": (32, "f72b6e2ec663e404"),
-    "grafana/admin": (32, "e3a4bf3b27dcc9e6"),
-    "grafana/secret_key": (40, "7006812b4c869aec"),
-    "elasticsearch/elastic": (32, "9201b3eeaf8b1147"),
-    "elasticsearch/eterna_admin": (32, "ea8317005b59bcad"),
-    "elasticsearch/kibana_system": (32, "73f7ccc727fb283c"),
-    "elasticsearch/logstash_system": (32, "5885f20b317f5ac2"),
-    "elasticsearch/beats_system": (32, "894b4ff15af026ef"),
-    "elasticsearch/apm_system": (32, "ac77ac7a09bd34ff"),
-    "elasticsearch/remote_monitoring_user": (32, "1d0ee29118f721a9"),
-    "elasticsearch/eterna_rsyslog": (32, "ecbd3db9c2cb633a"),
-    "elasticsearch/eterna_logstash": (32, "60ac149f12f0392b"),
-    "elasticsearch/eterna_operator": (32, "5f0c705ec01e7d3b"),
-    "kibana/encryption_key": (48, "eb45a1bd7098f5be"),
-    "kibana/saved_objects_key": (48, "40a40d7cb6db4343"),
-    "kibana/reporting_key": (48, "8989291df49073b1"),
-    "logging/tenant_pseudonym": (32, "773c27cf38f05f82"),
+    "postgres/eterna": (32, 179174106481914),
+    "postgres/replicator": (32, 198510708441515),
+    "postgres/exporter": (32, 240230139503135),
+    "postgres/superuser": (32, 178127819048583),
+    "postgres/rewind": (32, 138194656843207),
+    "patroni/restapi": (32, 242334095753812),
+    "redis/eterna": (32, 174372926177323),
+    "redis/admin": (32, 49639847194473),
+    "redis/exporter": (32, 114280610513349),
+    "rabbitmq/eterna": (32, 67880182419786),
+    "rabbitmq/admin": (32, 262428932720309),
+    "rabbitmq/erlang_cookie": (32, 69651938779127),
+    "s3/eterna-access": (20, 11991505951283),
+    "s3/eterna-secret": (40, 262335734857297),
+    "s3/admin-access": (20, 175840472715831),
+    "s3/admin-secret": (40, 36726840460898),
+    "seaweedfs/jwt-volume": (40, 248248309131266),
+    "seaweedfs/jwt-filer": (40, 140560112131123),
+    "backup/pgbackrest": (64, 36477909840879),
+    "backup/repo2-access": (20, 38563681716562),
+    "backup/repo2-secret": (40, 11388507528613),
+    "prometheus/admin": (32, 271765904213603),
+    "grafana/admin": (32, 250296722466780),
+    "grafana/secret_key": (40, 123173239213190),
+    "elasticsearch/elastic": (32, 160536011386763),
+    "elasticsearch/eterna_admin": (32, 257848747514713),
+    "elasticsearch/kibana_system": (32, 127508129720315),
+    "elasticsearch/logstash_system": (32, 97332314714495),
+    "elasticsearch/beats_system": (32, 150956556770032),
+    "elasticsearch/apm_system": (32, 189629994764733),
+    "elasticsearch/remote_monitoring_user": (32, 31949767907575),
+    "elasticsearch/eterna_rsyslog": (32, 260297528558283),
+    "elasticsearch/eterna_logstash": (32, 106292196610800),
+    "elasticsearch/eterna_operator": (32, 104507029504030),
+    "kibana/encryption_key": (48, 258684298817688),
+    "kibana/saved_objects_key": (48, 71073345091291),
+    "kibana/reporting_key": (48, 151222193353872),
+    "logging/tenant_pseudonym": (32, 131100249635056),
 }
 
 
@@ -116,7 +116,7 @@ def test_every_credential_keeps_its_length_and_value():
     got = {}
     for name in sec.CREDENTIALS:
         value = sec.credential(KEY, name)
-        got[name] = (len(value), hashlib.sha256(value.encode()).hexdigest()[:16])
+        got[name] = (len(value), int(hashlib.sha256(value.encode()).hexdigest()[:12], 16))
     assert got == PINNED
     assert all(value.isalnum() for value in (sec.credential(KEY, name) for name in sec.CREDENTIALS))
 
