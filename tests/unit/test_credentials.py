@@ -68,8 +68,9 @@ def test_every_credential_read_is_in_the_table_and_lists_its_readers():
 
 
 # Length and the first 48 bits of the SHA-256 (an integer) of every credential for KEY, written down on 2 Dec 2026
-# from the lengths the roles typed before the table existed. A renamed, resized or reformatted entry would change a running platform's password
-# (Grafana's stored secrets, RabbitMQ's cluster cookie...): this fails first. A new entry is added here too.
+# from the lengths the roles typed before the table existed. A renamed, resized or reformatted entry would change a
+# running platform's password (Grafana's stored secrets, RabbitMQ's cluster cookie...): this fails first. A new entry
+# is added here too.
 PINNED = {
     "postgres/eterna": (32, 179174106481914),
     "postgres/replicator": (32, 198510708441515),
