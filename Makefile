@@ -10,8 +10,10 @@ ENV ?=
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# The controller's Python: 3.12 or newer for ansible-core 2.21 (scripts/controller-python.sh finds one, or names
+# what to do). --clear rebuilds a virtualenv made with another Python.
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	$$(scripts/controller-python.sh) -m venv --clear $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e .
 	touch $@
