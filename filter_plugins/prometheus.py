@@ -28,12 +28,15 @@ def _endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if bracket else f"{address}:{port}"
 
 
-def prometheus_static_configs(hosts: Iterable[str], port: int, addresses: Mapping[str, str]) -> list[dict[str, Any]]:
+def prometheus_static_configs(
+    hosts: Iterable[str], port: int, addresses: Mapping[str, str], ports: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
     """One ``static_config`` per host (sorted), labelled with the inventory name.
 
     :param hosts: inventory host names.
     :param port: the exporter's TCP port.
     :param addresses: ``{host: address}`` (see the ``private_addresses`` filter).
+    :param ports: optional ``{host: port}`` for hosts whose exporter listens elsewhere than ``port``.
     :returns: ``[{"targets": ["<address>:<port>"], "labels": {"host": h, "instance": "<h>:<port>"}}, ...]``;
         the ``instance`` label carries the inventory name so alerts name hosts, not addresses.
     :raises AnsibleFilterError: when a host has no address in ``addresses``.
@@ -42,24 +45,65 @@ def prometheus_static_configs(hosts: Iterable[str], port: int, addresses: Mappin
     for host in sorted(hosts):
         if host not in addresses:
             raise AnsibleFilterError(f"prometheus_static_configs: no address for {host!r}")
+        host_port = int((ports or {}).get(host, port))
         configs.append(
-            {"targets": [_endpoint(addresses[host], int(port))], "labels": {"host": host, "instance": f"{host}:{port}"}}
+            {
+                "targets": [_endpoint(addresses[host], host_port)],
+                "labels": {"host": host, "instance": f"{host}:{host_port}"},
+            }
         )
     return configs
 
 
+def prometheus_target_ports(
+    hosts: Iterable[str], variable: str, hostvars: Mapping[str, Mapping[str, Any]]
+) -> dict[str, int]:
+    """The ports that hosts' inventories give an exporter's listener variable, so a scrape follows an override.
+
+    The listener's role reads ``variable`` on the target host (``postgres_exporter_port``, or an address such as
+    ``nginx_exporter_listen_address: ":9113"``); the prometheus role runs in another play and sees only what the
+    inventory sets (``hostvars``), never the other role's defaults. Hosts that do not set it are left out: the job's
+    own ``port`` (kept equal to the role's default by a unit test) applies to them.
+
+    :param hosts: inventory host names.
+    :param variable: the listener's variable name.
+    :param hostvars: Ansible's ``hostvars``.
+    :returns: ``{host: port}`` for the hosts whose inventory sets ``variable``.
+    :raises AnsibleFilterError: when a value holds no port between 1 and 65535 (naming the host and variable).
+    """
+    ports = {}
+    for host in hosts:
+        values = hostvars.get(host, {})
+        if variable not in values:
+            continue
+        text = str(values[variable]).rpartition(":")[2]  # 9187, "9187" or an address ":9113" / "[::1]:9113"
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise AnsibleFilterError(
+                f"prometheus_target_ports: {variable} of {host} holds no port between 1 and 65535 "
+                f"(got {values[variable]!r})"
+            )
+        ports[host] = int(text)
+    return ports
+
+
 def prometheus_scrape_configs(
-    jobs: Iterable[Mapping[str, Any]], groups: Mapping[str, list[str]], addresses: Mapping[str, str], ca_file: str
+    jobs: Iterable[Mapping[str, Any]],
+    groups: Mapping[str, list[str]],
+    addresses: Mapping[str, str],
+    ca_file: str,
+    hostvars: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """``scrape_configs`` entries for exporter jobs over inventory groups.
 
-    :param jobs: ``prometheus_scrape_jobs`` items ``{name, group, port, path?, scheme?, params?}``; group ``all``
-        means every host. A job whose group is absent or empty yields nothing.
+    :param jobs: ``prometheus_scrape_jobs`` items ``{name, group, port, port_var?, path?, scheme?, params?}``; group
+        ``all`` means every host. A job whose group is absent or empty yields nothing. ``port_var`` names the
+        listener's variable: a host whose inventory sets it is scraped on that port (:func:`prometheus_target_ports`).
     :param groups: Ansible's ``groups``.
     :param addresses: ``{host: address}`` for every host the jobs name.
     :param ca_file: CA bundle path on the Prometheus host, for ``https`` jobs.
+    :param hostvars: Ansible's ``hostvars``, read for the jobs' ``port_var``; without it every target uses ``port``.
     :returns: the scrape configurations, in the jobs' order.
-    :raises AnsibleFilterError: as :func:`prometheus_static_configs`.
+    :raises AnsibleFilterError: as :func:`prometheus_static_configs` and :func:`prometheus_target_ports`.
     """
     configs = []
     for job in jobs:
@@ -76,7 +120,8 @@ def prometheus_scrape_configs(
             config["params"] = dict(job["params"])
         if scheme == "https":
             config["tls_config"] = {"ca_file": ca_file}
-        config["static_configs"] = prometheus_static_configs(members, job["port"], addresses)
+        ports = prometheus_target_ports(members, job["port_var"], hostvars) if job.get("port_var") and hostvars else {}
+        config["static_configs"] = prometheus_static_configs(members, job["port"], addresses, ports)
         configs.append(config)
     return configs
 

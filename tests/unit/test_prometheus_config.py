@@ -107,6 +107,39 @@ def test_scrape_configs_follow_the_groups() -> None:
     assert (app["scheme"], app["metrics_path"], app["params"]) == ("https", "/m", {"a": ["b"]})
 
 
+def test_a_listener_port_set_in_the_inventory_is_scraped() -> None:
+    """An operator who moves an exporter writes its port once, for the listener's role: the job follows per host."""
+    jobs = [
+        {"name": "postgres", "group": "db", "port": 9187, "port_var": "postgres_exporter_port"},
+        {"name": "nginx", "group": "all", "port": 9113, "port_var": "nginx_exporter_listen_address"},
+    ]
+    hostvars = {
+        "db1": {"postgres_exporter_port": "9188"},
+        "db2": {},
+        "edge": {"nginx_exporter_listen_address": "[::1]:9114"},
+    }
+    postgres, nginx = prom.prometheus_scrape_configs(jobs, GROUPS, ADDRESSES, "/ca.crt", hostvars)
+    assert [s["targets"] for s in postgres["static_configs"]] == [["10.0.0.11:9188"], ["10.0.0.12:9187"]]
+    assert postgres["static_configs"][0]["labels"]["instance"] == "db1:9188"
+    assert dict(zip(sorted(GROUPS["all"]), [s["targets"][0] for s in nginx["static_configs"]], strict=True)) == {
+        "app1": "[fd24:e7e4:6::21]:9113",
+        "db1": "10.0.0.11:9113",
+        "db2": "10.0.0.12:9113",
+        "edge": "edge.example:9114",
+    }
+    # Without hostvars (the filter used alone), every target uses the job's port.
+    assert prom.prometheus_scrape_configs(jobs[:1], GROUPS, ADDRESSES, "/ca.crt")[0]["static_configs"][0][
+        "targets"
+    ] == ["10.0.0.11:9187"]
+
+
+@pytest.mark.parametrize("value", ["nine", 0, 70000, "10.0.0.1:"])
+def test_a_listener_port_that_is_no_port_names_the_host_and_variable(value: object) -> None:
+    jobs = [{"name": "redis", "group": "db", "port": 9121, "port_var": "redis_exporter_port"}]
+    with pytest.raises(AnsibleFilterError, match="redis_exporter_port of db1 holds no port between 1 and 65535"):
+        prom.prometheus_scrape_configs(jobs, GROUPS, ADDRESSES, "/ca.crt", {"db1": {"redis_exporter_port": value}})
+
+
 def _defaults(role: str) -> dict:
     return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
 
@@ -129,7 +162,7 @@ LISTENERS = {
 
 
 def test_every_scrape_job_targets_the_port_its_exporter_listens_on() -> None:
-    """The node job reads prometheus_node_exporter_port (the node_exporter role runs in another play); the others
+    """The node job defaults to prometheus_node_exporter_port (the node_exporter role runs in another play); the others
     name their port; each equals the default of the role that opens the listener."""
     defaults = _defaults("prometheus")
     jobs = {job["name"]: job["port"] for job in defaults["prometheus_scrape_jobs"]}
@@ -141,6 +174,9 @@ def test_every_scrape_job_targets_the_port_its_exporter_listens_on() -> None:
         value = _defaults(role)[variable]
         listening[job] = int(str(value).rpartition(":")[2])  # ":9113" (an address) or 9113
     assert jobs == listening
+    # Each job reads its listener's variable on the target host, so an inventory override of it moves the scrape too.
+    port_vars = {job["name"]: job.get("port_var") for job in defaults["prometheus_scrape_jobs"]}
+    assert port_vars == {job: variable for job, (_, variable) in LISTENERS.items()}
     assert defaults["prometheus_app_probe_port"] == listening["app"] == _defaults("nginx")["nginx_upstream_port"]
     assert _defaults("haproxy")["haproxy_patroni_port"] == listening["patroni"]
 
