@@ -214,7 +214,7 @@ EXPECTED_TARGETS = {
     ("blackbox_exporter", f"{PROM}:9115"),
     ("node", f"{PROM}:9100"),
     ("node", f"{CLIENT}:9100"),
-    ("redis", f"{CLIENT}:9121"),
+    ("redis", f"{CLIENT}:9122"),  # the inventory moved it (molecule.yml)
     ("app", f"{CLIENT}:8000"),
     ("blackbox_public", f"https://{CLIENT}:8443/"),
     ("blackbox_tls", f"{CLIENT}:8443"),
@@ -359,7 +359,7 @@ def test_stopping_an_exporter_fires_target_down_notifies_and_resolves():
     client.check_output("systemctl stop prometheus-redis-exporter")
     try:
         alerts = wait_for(lambda: firing("TargetDown", job="redis"), "TargetDown for redis to fire")
-        assert alerts[0]["labels"]["instance"] == f"{CLIENT}:9121"
+        assert alerts[0]["labels"]["instance"] == f"{CLIENT}:9122"
         assert alerts[0]["labels"]["severity"] == "critical"
 
         def in_alertmanager():
