@@ -243,7 +243,7 @@ def test_a_new_major_version_over_the_cluster_is_refused():
 @pytest.mark.parametrize(
     ("extra", "complaint"),
     [
-        ({"postgres_settings": {"no_such_setting": 1}}, 'unrecognized configuration parameter "no_such_setting"'),
+        ({"postgres_settings": {"no_such_setting": 1}}, "no_such_setting: unrecognized configuration parameter"),
         (
             {
                 "postgres_hba_extra": [
