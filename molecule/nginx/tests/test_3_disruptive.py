@@ -97,14 +97,19 @@ def converge_edge(*extra: str) -> subprocess.CompletedProcess:
 
 
 def test_broken_template_change_is_refused_and_live_config_keeps_serving():
+    """_common's config_apply: the tree is written in place, `nginx -t` refuses it, every file is put back byte for
+    byte before any reload, the play fails with nginx's words, and no backup copy is left."""
     edge = node(EDGE)
-    live_before = edge.check_output("sha256sum /etc/nginx/eterna/site.conf /etc/nginx/nginx.conf")
+    tree = "/etc/nginx/nginx.conf /etc/nginx/eterna/site.conf /etc/nginx/eterna/headers.conf /etc/nginx/eterna/jwt.js"
+    live_before = edge.check_output(f"sha256sum {tree}")
     proc = converge_edge("-e", "nginx_server_extra_config='not_a_directive on;'")
     assert proc.returncode != 0, "a configuration nginx rejects must fail the play"
     output = " ".join((proc.stdout + proc.stderr).split())
-    assert "nginx -t rejected the staged configuration" in output, output[-3000:]
-    assert "not_a_directive" in edge.file("/var/lib/eterna-nginx/staging/eterna/site.conf").content_string
-    assert edge.check_output("sha256sum /etc/nginx/eterna/site.conf /etc/nginx/nginx.conf") == live_before
+    assert "The new configuration was refused and the previous files were put back" in output, output[-3000:]
+    assert "/etc/nginx/eterna/site.conf" in output, output[-3000:]
+    assert 'unknown directive "not_a_directive"' in output, output[-3000:]
+    assert edge.check_output(f"sha256sum {tree}") == live_before
+    assert edge.run("find /etc/nginx -name '*~'").stdout == "", "backup files left behind"
     assert edge.service("nginx").is_running
     assert fetch(f"{BASE}/health").status == 200
 

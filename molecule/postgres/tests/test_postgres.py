@@ -238,3 +238,55 @@ def test_a_new_major_version_over_the_cluster_is_refused():
     assert res.returncode != 0
     assert f"pg_upgradecluster {installed} main" in " ".join((res.stdout + res.stderr).split())
     assert not node(DB).file(f"/var/lib/postgresql/{other}").exists
+
+
+@pytest.mark.parametrize(
+    ("extra", "complaint"),
+    [
+        ({"postgres_settings": {"no_such_setting": 1}}, "no_such_setting: unrecognized configuration parameter"),
+        (
+            {
+                "postgres_hba_extra": [
+                    {
+                        "contype": "hostssl",
+                        "address": "10.99.0.0/16",
+                        "method": "scram-sha-256",
+                        "options": "no_such_option=1",
+                    }
+                ]
+            },
+            "no_such_option",
+        ),
+    ],
+    ids=["settings", "pg_hba"],
+)
+def test_refused_configuration_is_rolled_back(extra, complaint):
+    """_common's config_apply: a settings file or pg_hba.conf the running server refuses fails the run with the
+    server's words, and both live files are back byte for byte, the server still serves, no backup copy is left."""
+    conf = pg_cluster(DB)["conf"]
+    files = f"{conf}/conf.d/00-eterna.conf {conf}/pg_hba.conf"
+    before = node(DB).check_output(f"sha256sum {files}")
+    res = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(ROOT / "playbooks" / "services" / "postgres.yml"),
+            "-e",
+            json.dumps(extra),
+            "--skip-tags",
+            "tls,exporter",
+        ],
+        cwd=ROOT,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode != 0, output[-3000:]
+    assert "The new configuration was refused and the previous files were put back" in output, output[-3000:]
+    assert complaint in output, output[-3000:]
+    assert node(DB).check_output(f"sha256sum {files}") == before
+    assert node(DB).run(f"find {conf} -name '*~'").stdout == "", "backup files left behind"
+    assert query("SELECT 1") == "1"
