@@ -17,6 +17,8 @@ JOURNAL_HOSTS = ["monitoring-prom"]
 
 PROM = "monitoring-prom"
 CLIENT = "monitoring-target"
+# The target's node exporter port, set in its host_vars (molecule.yml): the scrape follows it, written once.
+CLIENT_NODE_PORT = 9101
 ROOT = Path(__file__).resolve().parents[3]
 PROM_URL = f"https://{PROM}:9090"
 AM_URL = f"https://{PROM}:9093"
@@ -139,8 +141,9 @@ def test_node_exporter_role_listens_privately_with_its_collectors_and_restart_po
     command line, its sandbox (netlink for the collectors) and restart policy in effect, no mask left."""
     h = node(CLIENT)
     address = h.ansible.get_variables().get("eterna_private_ip") or h.interface("eth0").addresses[0]
-    assert h.socket(f"tcp://{address}:9100").is_listening
-    assert not h.socket("tcp://0.0.0.0:9100").is_listening
+    assert h.socket(f"tcp://{address}:{CLIENT_NODE_PORT}").is_listening
+    assert not h.socket(f"tcp://0.0.0.0:{CLIENT_NODE_PORT}").is_listening
+    assert not h.socket(f"tcp://{address}:9100").is_listening
     args = h.file("/etc/default/prometheus-node-exporter").content_string
     assert "--collector.textfile.directory=/var/lib/prometheus/node-exporter " in args
     assert "--collector.systemd " in args
@@ -155,7 +158,7 @@ def test_node_exporter_role_listens_privately_with_its_collectors_and_restart_po
     assert props["ProtectHome"] == "read-only"
     assert "AF_NETLINK" in props["RestrictAddressFamilies"].split()
     assert not h.file("/etc/systemd/system/prometheus-node-exporter.service").is_symlink
-    metrics = h.check_output(f"curl -sS --max-time 10 http://{address}:9100/metrics")
+    metrics = h.check_output(f"curl -sS --max-time 10 http://{address}:{CLIENT_NODE_PORT}/metrics")
     assert re.search(r'^node_systemd_unit_state\{name="redis-server\.service",state="active"', metrics, re.M)
     assert "eterna_backup_last_success_timestamp_seconds{" in metrics
 
@@ -213,8 +216,8 @@ EXPECTED_TARGETS = {
     ("alertmanager", f"{PROM}:9093"),
     ("blackbox_exporter", f"{PROM}:9115"),
     ("node", f"{PROM}:9100"),
-    ("node", f"{CLIENT}:9100"),
-    ("redis", f"{CLIENT}:9122"),  # the inventory moved it (molecule.yml)
+    ("node", f"{CLIENT}:{CLIENT_NODE_PORT}"),  # the inventory moved it (molecule.yml)
+    ("redis", f"{CLIENT}:9121"),
     ("app", f"{CLIENT}:8000"),
     ("blackbox_public", f"https://{CLIENT}:8443/"),
     ("blackbox_tls", f"{CLIENT}:8443"),
@@ -359,7 +362,7 @@ def test_stopping_an_exporter_fires_target_down_notifies_and_resolves():
     client.check_output("systemctl stop prometheus-redis-exporter")
     try:
         alerts = wait_for(lambda: firing("TargetDown", job="redis"), "TargetDown for redis to fire")
-        assert alerts[0]["labels"]["instance"] == f"{CLIENT}:9122"
+        assert alerts[0]["labels"]["instance"] == f"{CLIENT}:9121"
         assert alerts[0]["labels"]["severity"] == "critical"
 
         def in_alertmanager():
