@@ -13,7 +13,7 @@ help:  ## List the targets
 # The controller's Python: 3.12 or newer for ansible-core 2.21 (scripts/controller-python.sh finds one, or names
 # what to do). --clear rebuilds a virtualenv made with another Python.
 $(VENV)/.installed: pyproject.toml
-	$$(scripts/controller-python.sh) -m venv --clear $(VENV)
+	py=$$(scripts/controller-python.sh) && "$$py" -m venv --clear $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e .
 	touch $@
