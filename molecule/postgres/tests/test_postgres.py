@@ -214,27 +214,31 @@ def test_settings_stay_in_conf_d():
     assert node(DB).file(f"{conf_dir}/conf.d/00-eterna.conf").exists
 
 
-def test_a_new_major_version_over_the_cluster_is_refused():
-    """Asking for the next major version over the release's cluster stops in preflight with a pointer to the upgrade."""
-    installed = pg_cluster(DB)["version"]
-    other = str(int(installed) + 1)
-    res = subprocess.run(
+def run_postgres_play(extra: dict, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    """Run playbooks/services/postgres.yml on the scenario's inventory with ``extra`` as extra vars (JSON)."""
+    return subprocess.run(
         [
             "ansible-playbook",
             "-i",
             os.environ["MOLECULE_INVENTORY_FILE"],
             str(ROOT / "playbooks" / "services" / "postgres.yml"),
             "-e",
-            json.dumps({"postgres_version": int(other)}),
-            "--tags",
-            "preflight",
+            json.dumps(extra),
+            *args,
         ],
         cwd=ROOT,
         env=ansible_env(),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
+
+
+def test_a_new_major_version_over_the_cluster_is_refused():
+    """Asking for the next major version over the release's cluster stops in preflight with a pointer to the upgrade."""
+    installed = pg_cluster(DB)["version"]
+    other = str(int(installed) + 1)
+    res = run_postgres_play({"postgres_version": int(other)}, "--tags", "preflight", timeout=600)
     assert res.returncode != 0
     assert f"pg_upgradecluster {installed} main" in " ".join((res.stdout + res.stderr).split())
     assert not node(DB).file(f"/var/lib/postgresql/{other}").exists
@@ -266,23 +270,7 @@ def test_refused_configuration_is_rolled_back(extra, complaint):
     conf = pg_cluster(DB)["conf"]
     files = f"{conf}/conf.d/00-eterna.conf {conf}/pg_hba.conf"
     before = node(DB).check_output(f"sha256sum {files}")
-    res = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(ROOT / "playbooks" / "services" / "postgres.yml"),
-            "-e",
-            json.dumps(extra),
-            "--skip-tags",
-            "tls,exporter",
-        ],
-        cwd=ROOT,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    res = run_postgres_play(extra, "--skip-tags", "tls,exporter", timeout=900)
     output = " ".join((res.stdout + res.stderr).split())
     assert res.returncode != 0, output[-3000:]
     assert "The new configuration was refused and the previous files were put back" in output, output[-3000:]
