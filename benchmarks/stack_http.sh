@@ -41,23 +41,7 @@ printf 'wrk.method = "POST"\nwrk.body = "username=%s&password=%s"\nwrk.headers["
   "$EMAIL" "$PASSWORD" | docker exec -i "$EDGE" sh -c 'cat /tmp/wrk_report.lua - >/tmp/wrk_login.lua'
 
 # A token of the tenant (the app's own login), and 50 houses in its list (created the first time).
-TOKEN=$(docker exec -i "$EDGE" python3 - "http://$APP:8000" "$EMAIL" "$PASSWORD" <<'PY'
-import json, sys, urllib.parse, urllib.request
-base, email, password = sys.argv[1:]
-form = urllib.parse.urlencode({"username": email, "password": password}).encode()
-with urllib.request.urlopen(urllib.request.Request(base + "/api/v1/auth/token", data=form), timeout=30) as resp:
-    token = json.loads(resp.read())["access_token"]
-hdr = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-def call(method, path, body=None):
-    req = urllib.request.Request(base + path, data=body, headers=hdr, method=method)
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-have = len(call("GET", "/api/v1/houses?limit=50"))
-for i in range(have, 50):
-    call("POST", "/api/v1/houses", json.dumps({"name": f"bench {i}", "address": "bench"}).encode())
-print(token)
-PY
-)
+TOKEN=$(docker exec -i "$EDGE" python3 - "http://$APP:8000" "$EMAIL" "$PASSWORD" <benchmarks/load/house_token.py)
 
 run() {  # label, url, extra wrk args...
   local label=$1 url=$2
