@@ -23,19 +23,22 @@ def main(argv: list[str]) -> str:
     """Return an access token of EMAIL's tenant after creating houses until its list holds ROWS of them.
 
     argv: [BASE_URL, EMAIL, PASSWORD] or with a fourth item, the Host header. Raises urllib.error.URLError (HTTPError
-    for a refused login or request) and KeyError when the login's answer has no access_token.
+    for a refused login or request), KeyError when the login's answer has no access_token and ValueError for a
+    BASE_URL that is not http(s).
     """
     base, email, password = argv[:3]
+    if not base.startswith(("http://", "https://")):
+        raise ValueError(f"BASE_URL must be http:// or https://, got {base!r}")
     host = {"Host": argv[3]} if len(argv) > 3 else {}
     form = urllib.parse.urlencode({"username": email, "password": password}).encode()
-    login = urllib.request.Request(base + "/api/v1/auth/token", data=form, headers=host)
-    with urllib.request.urlopen(login, timeout=30) as resp:
+    login = urllib.request.Request(base + "/api/v1/auth/token", data=form, headers=host)  # noqa: S310 - checked
+    with urllib.request.urlopen(login, timeout=30) as resp:  # noqa: S310 - checked above
         token = json.loads(resp.read())["access_token"]
     headers = {**host, "Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def call(method: str, path: str, body: bytes | None = None) -> object:
-        req = urllib.request.Request(base + path, data=body, headers=headers, method=method)
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        req = urllib.request.Request(base + path, data=body, headers=headers, method=method)  # noqa: S310 - checked
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - checked above
             return json.loads(resp.read())
 
     have = len(call("GET", f"/api/v1/houses?limit={ROWS}"))
