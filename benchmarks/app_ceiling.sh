@@ -23,7 +23,9 @@
 # (the eterna-api unit, its workers, PostgreSQL through the lab's router over TLS) and the ceiling with the app's
 # virtualenv and worker count, wrk inside the container, logged in as the lab's demo owner (password derived from
 # the lab's public key). It reports itself skipped when the container does not run; WORKERS, BENCH_APP_DIR,
-# BENCH_VENV, ETERNA_PG_BIN and BENCH_PROFILE do not apply there, and PostgreSQL's CPU is not counted (another host).
+# BENCH_VENV, ETERNA_PG_BIN and BENCH_PROFILE do not apply there. Instead of PostgreSQL's CPU it prints the CPU time per
+# request of the other lab containers (peers: PostgreSQL, the router, etcd... named like HOST up to its first '-'),
+# read from their cgroups: on this machine they share the cores with the measured host, unlike production's hosts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -100,6 +102,7 @@ if [ -n "$HOST" ]; then
     --host 127.0.0.1 --port $ceiling_port --workers $WORKERS --no-server-header --no-access-log \
     >/tmp/eterna_bench_ceiling.log 2>&1 & echo \$!")
   pg_pid=""
+  mapfile -t peers < <(docker ps --format '{{.Names}}' | grep "^${HOST%%-*}-" | grep -vx "$HOST")
   app=http://127.0.0.1:8000
   email=${BENCH_EMAIL:-owner@demo.eterna.test}
   password=$("$PY" -c 'import sys; sys.path.insert(0, "benchmarks/load"); import labenv
@@ -170,19 +173,39 @@ tree_ticks() {  # pids: CPU ticks of these processes and their children, where t
     done
     echo "$total"' ticks "$@"
 }
+container_ns() {  # containers: CPU time they used so far in ns (cgroup v1 cpuacct, or v2 cpu.stat), summed
+  local total=0 name id f
+  for name in "$@"; do
+    id=$(docker inspect -f '{{.Id}}' "$name")
+    for f in "/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage" "/sys/fs/cgroup/docker/$id/cpu.stat" \
+      "/sys/fs/cgroup/system.slice/docker-$id.scope/cpu.stat"; do
+      [ -r "$f" ] || continue
+      case $f in
+        *.usage) total=$((total + $(cat "$f"))) ;;
+        *) total=$((total + $(awk '$1 == "usage_usec" {print $2 * 1000}' "$f"))) ;;
+      esac
+      break
+    done
+  done
+  echo "$total"
+}
 run() {
   local name=$1 pid=$2 url=$3
   shift 3
   local line server0 pg0=0 server1 pg1=0 requests pg_figure=""
   server0=$(tree_ticks "$pid")
-  [ -z "$pg_pid" ] || pg0=$(tree_ticks "$pg_pid")
+  if [ -n "$pg_pid" ]; then pg0=$(tree_ticks "$pg_pid"); elif [ -n "$HOST" ]; then pg0=$(container_ns "${peers[@]}"); fi
   line=$(on wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$report_lua" "$@" "$url" | grep '^requests=')
   server1=$(tree_ticks "$pid")
-  [ -z "$pg_pid" ] || pg1=$(tree_ticks "$pg_pid")
+  if [ -n "$pg_pid" ]; then pg1=$(tree_ticks "$pg_pid"); elif [ -n "$HOST" ]; then pg1=$(container_ns "${peers[@]}"); fi
   requests=${line#requests=}
   requests=${requests%% *}
-  [ -z "$pg_pid" ] || pg_figure=" postgres=$(awk -v p=$((pg1 - pg0)) -v n="$requests" -v t="$tick" \
-    'BEGIN { n = n > 0 ? n : 1; printf "%.2f", p * 1000 / t / n }')"
+  if [ -n "$pg_pid" ]; then
+    pg_figure=" postgres=$(awk -v p=$((pg1 - pg0)) -v n="$requests" -v t="$tick" \
+      'BEGIN { n = n > 0 ? n : 1; printf "%.2f", p * 1000 / t / n }')"
+  elif [ -n "$HOST" ]; then
+    pg_figure=" peers=$(awk -v p=$((pg1 - pg0)) -v n="$requests" 'BEGIN { n = n > 0 ? n : 1; printf "%.2f", p / 1e6 / n }')"
+  fi
   echo "$name $line $(awk -v s=$((server1 - server0)) -v n="$requests" -v t="$tick" \
     'BEGIN { n = n > 0 ? n : 1; printf "cpu_ms_per_request: server=%.2f", s * 1000 / t / n }')$pg_figure"\
     "load=$(load | tr ' ' ,)"
@@ -219,10 +242,10 @@ for line in open(sys.argv[1]):
     figures = dict(re.findall(r"(\w+)=([0-9.]+)", line.replace("cpu_ms_per_request:", "")))
     runs[name].append({k: float(v) for k, v in figures.items()})
 for name, items in runs.items():
-    keys = [k for k in ("rps", "p50_ms", "p95_ms", "p99_ms", "server", "postgres") if all(k in r for r in items)]
+    keys = [k for k in ("rps", "p50_ms", "p95_ms", "p99_ms", "server", "postgres", "peers") if all(k in r for r in items)]
     med = {k: statistics.median(r[k] for r in items) for k in keys}
     failed = sum(int(r["failed"]) for r in items)
-    cpu = " ".join(f"{k}={med[k]:.2f}" for k in ("server", "postgres") if k in med)
+    cpu = " ".join(f"{k}={med[k]:.2f}" for k in ("server", "postgres", "peers") if k in med)
     print(
         f"median {name:8} rps={med['rps']:.1f} p50_ms={med['p50_ms']:.1f} p95_ms={med['p95_ms']:.1f} "
         f"p99_ms={med['p99_ms']:.1f} failed={failed} cpu_ms_per_request: {cpu}"
