@@ -102,6 +102,18 @@ def append(host: str, path: str, lines: list[str]) -> None:
     node(host).check_output(f"mkdir -p $(dirname {path}) && printf %s {shlex.quote(payload)} >> {path}")
 
 
+def run_playbook(playbook: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``playbooks/<playbook>`` on the scenario's inventory from the repository root, as an operator would."""
+    return subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(ROOT / "playbooks" / playbook), *args],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+        env=ansible_env(),
+    )
+
+
 def relp_open(cert_args: str) -> str:
     """A shell command sending a RELP "open" frame to the central host over TLS, printing what comes back."""
     offer = "relp_version=0\\nrelp_software=test\\ncommands=syslog"
@@ -461,16 +473,8 @@ def test_tenant_erase_pseudonymises_the_archive_and_deletes_the_index(tmp_path: 
     assert central.file(f"{sealed_dir}/SHA256SUMS").contains(f"{old:%Y-%m-%d}.jsonl")
 
     def erase(*extra: str) -> subprocess.CompletedProcess:
-        playbook = str(ROOT / "playbooks" / "tenant_erase.yml")
         args = ["-e", f"tenant_erase_tenant={gone}", "-e", f"tenant_erase_record_dir={tmp_path}", *extra]
-        return subprocess.run(
-            ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook, *args],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            cwd=ROOT,
-            env=ansible_env(),
-        )
+        return run_playbook("tenant_erase.yml", *args)
 
     refused = erase("-e", f"tenant_erase_confirm={kept}")
     # Ansible prints a failed task's message on stderr.
@@ -505,3 +509,34 @@ def test_tenant_erase_pseudonymises_the_archive_and_deletes_the_index(tmp_path: 
     log(CLIENT, json.dumps({"message": after, "tenant_id": kept}), "eterna-api")
     wait_for(lambda: archive_lines(after), what="a line logged after the erasure in the archive")
     central.check_output(f"rm -f {sealed} && sed -i '/{old:%Y-%m-%d}.jsonl/d' {sealed_dir}/SHA256SUMS")
+
+
+def test_refused_configuration_is_put_back_and_rsyslog_keeps_running():
+    """_common's config_apply on rsyslog.conf with the role's drop-ins: a central drop-in rsyslogd refuses (a queue
+    size written "8GB": the preflight does not check sizes, the template writes it as given, rsyslogd reads only
+    k/m/g/t suffixes) fails the run with rsyslogd's words; every file is back byte for byte with its mode and owner,
+    no backup copy is left, and the same rsyslog process still receives the client's lines."""
+    central = node(CENTRAL)
+    files = "/etc/rsyslog.conf /etc/rsyslog.d/*.conf"
+    snapshot = f"sha256sum {files} && stat -c '%a %U:%G %n' {files}"
+    before = central.check_output(snapshot)
+    pid = central.check_output("systemctl show --property MainPID --value rsyslog")
+    res = run_playbook(
+        "services/logging.yml", "--limit", CENTRAL, "-e", json.dumps({"rsyslog_central_queue_max_disk": "8GB"})
+    )
+    output = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode != 0, output[-3000:]
+    assert (
+        "The new configuration was refused and the previous files were put back "
+        "(/etc/rsyslog.d/05-eterna-central.conf)" in output
+    ), output[-3000:]
+    assert "The check (rsyslogd -N1) said:" in output and "does not contain a valid size" in output, output[-3000:]
+    assert central.check_output(snapshot) == before
+    assert central.run("find /etc/rsyslog.conf* /etc/rsyslog.d -name '*~'").stdout == "", "backup files left behind"
+    assert central.run("rsyslogd -N1").rc == 0
+    # Not restarted: the process that read the previous configuration still runs and receives.
+    assert central.check_output("systemctl show --property MainPID --value rsyslog") == pid
+    assert central.service("rsyslog").is_running
+    marker = f"after-refusal-{uuid.uuid4().hex}"
+    log(CLIENT, marker)
+    wait_for(lambda: archive_lines(marker), what="a client line in the archive after the refused run")
