@@ -1,7 +1,9 @@
-"""The Debian 12 -> 13 upgrade (playbooks/upgrade_release.yml) seen from the other container: PostgreSQL 17 serves the
-rows written on 15 over TLS with SCRAM, the new pgBackRest stanza backs up and restores, Redis kept its key, RabbitMQ
-4.0 came back with its users, vhost and policies; the playbook refused while a queue held a message, changed nothing
-in check mode, and changed nothing when run again on the upgraded hosts.
+"""The Debian 12 -> 13 upgrade (playbooks/upgrade_release.yml) seen from the other containers: PostgreSQL 17 serves the
+rows written on 15 over TLS with SCRAM, the replica was cloned again from it and streams (the rows of 15 and a row
+written after the upgrade), the new pgBackRest stanza backs up and restores, Redis kept its key, RabbitMQ 4.0 came
+back with its users, vhost and policies, the app serves on Python 3.13 the house its owner wrote on Debian 12; the
+playbook refused while a queue held a message, changed nothing in check mode, and changed nothing when run again on
+the upgraded hosts.
 
 The side effect (side_effect.yml) wrote the data on Debian 12 and ran the playbook; it left each run's output, exit
 code and the hosts' fingerprints around the runs that must change nothing in the ephemeral directory.
@@ -17,11 +19,20 @@ import uuid
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import node, secrets
+from eterna_testinfra import curl, node, secrets, wait_until
 
-DB, DATA = "upgrade-db", "upgrade-data"
-JOURNAL_UNITS = ["postgresql@17-main", "redis-server", "rabbitmq-server", "pgbackrest", "eterna-backup-drill"]
-JOURNAL_HOSTS = [DB, DATA]
+DB, REPLICA, DATA, APP = "upgrade-db", "upgrade-replica", "upgrade-data", "upgrade-app"
+JOURNAL_UNITS = [
+    "postgresql@17-main",
+    "redis-server",
+    "rabbitmq-server",
+    "pgbackrest",
+    "eterna-backup-drill",
+    "seaweedfs*",
+    "eterna-api",
+    "eterna-worker",
+]
+JOURNAL_HOSTS = [DB, REPLICA, DATA, APP]
 CA = "/usr/local/share/ca-certificates/eterna-internal-ca.crt"
 PROBE = "/usr/local/bin/amqp_probe.py"
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
@@ -48,9 +59,9 @@ def ok(host: str, cmd: str) -> str:
     return res.stdout
 
 
-def local_psql(sql: str, db: str = "postgres") -> str:
-    """psql as postgres on the db host itself (catalog checks the application's role may not read)."""
-    return ok(DB, f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}").strip()
+def local_psql(sql: str, db: str = "postgres", host: str = DB) -> str:
+    """psql as postgres on a db host itself (catalog checks the application's role may not read)."""
+    return ok(host, f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}").strip()
 
 
 def remote_psql(sql: str, *, password: str | None = None, sslmode: str = "verify-full"):
@@ -89,7 +100,7 @@ def recap(log: str) -> dict[str, dict[str, int]]:
     return out
 
 
-@pytest.mark.parametrize("host", [DB, DATA])
+@pytest.mark.parametrize("host", [DB, REPLICA, DATA, APP])
 def test_hosts_run_debian_13(host):
     assert node(host).check_output("cat /etc/debian_version").startswith("13.")
     assert "VERSION_CODENAME=trixie" in node(host).check_output("cat /etc/os-release")
@@ -121,6 +132,35 @@ def test_postgresql_17_refuses_a_wrong_password_and_plain_tcp():
     rules = local_psql(HBA_METHODS)
     assert "hostssl scram-sha-256" in rules.split("\n")
     assert not {"host trust", "host md5", "hostssl md5", "hostssl trust"} & set(rules.split("\n"))
+
+
+def test_the_replica_was_cloned_again_and_streams_from_the_primary_on_17():
+    # Its 15 cluster was dropped, not kept: the data is the primary's.
+    clusters = [line.split()[:4] for line in ok(REPLICA, "pg_lsclusters --no-header").splitlines()]
+    assert clusters == [["17", "main", "5432", "online,recovery"]], clusters
+    recovery = "SELECT current_setting('server_version_num')::int / 10000, pg_is_in_recovery()"
+    assert local_psql(recovery, host=REPLICA) == "17|t"
+    # The primary sees it streaming, on the slot the postgres role named after it.
+    streaming = (
+        "SELECT s.slot_name || ':' || r.state FROM pg_stat_replication r "
+        "JOIN pg_replication_slots s ON s.active_pid = r.pid"
+    )
+    assert local_psql(streaming) == "upgrade_replica:streaming"
+
+
+def test_the_replica_holds_the_rows_written_on_15_and_a_row_written_after_the_upgrade():
+    count, digest = local_psql(ROWS, "eterna", host=REPLICA).split(":")
+    assert count == "5000"
+    assert digest == local_psql(EXPECTED_ROWS)
+    token = uuid.uuid4().hex
+    # A uuid of the test in the SQL, no outside input.
+    insert = f"INSERT INTO upgrade_after VALUES ('{token}')"  # noqa: S608
+    local_psql(
+        f"SET ROLE eterna; CREATE TABLE IF NOT EXISTS upgrade_after (token text PRIMARY KEY); {insert}", "eterna"
+    )
+    seen = f"SELECT count(*) FROM upgrade_after WHERE token = '{token}'"  # noqa: S608
+    # Replay is asynchronous: the row arrives once the replica has applied the primary's WAL.
+    assert wait_until(lambda: local_psql(seen, "eterna", host=REPLICA) == "1", timeout=120)
 
 
 def test_the_old_cluster_is_kept_stopped_and_manual():
@@ -196,6 +236,46 @@ def test_a_client_publishes_and_consumes_on_rabbitmq_4():
     assert out["bodies"] == [f"{queue}-{i}" for i in range(5)]
 
 
+API = f"http://{APP}:8000"
+
+
+def test_the_app_is_ready_from_another_container():
+    # /health/ready opens a connection to each store, all of them upgraded: PostgreSQL 17, Redis 8, RabbitMQ 4.0, S3.
+    status, body = curl(DB, f"{API}/health/ready")
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["failed"] == [], answer["checks"]
+    assert sorted(answer["checks"]) == ["postgresql", "rabbitmq", "redis", "s3"]
+
+
+def test_the_app_runs_its_python_3_13_release():
+    app = node(APP)
+    # The role names the release after its Python: the one deployed on Debian 12 (3.11) is kept as the previous one.
+    assert app.check_output("readlink -f /opt/eterna-app/current").endswith("-py313")
+    assert app.check_output("readlink -f /opt/eterna-app/previous").endswith("-py311")
+    pid = app.check_output("systemctl show -p MainPID --value eterna-api")
+    assert app.check_output(f"readlink /proc/{pid}/exe") == "/usr/bin/python3.13"
+
+
+def test_the_owner_lists_the_house_written_on_debian_12_and_creates_another():
+    fields = ("--data-urlencode", "username=owner@upgrade.test")
+    fields += ("--data-urlencode", "password=" + secret("molecule/upgrade-owner"))
+    status, body = curl(DB, f"{API}/api/v1/auth/token", "POST", extra=fields)
+    assert status == 200, body
+    token = json.loads(body)["access_token"]
+    status, body = curl(DB, f"{API}/api/v1/houses", token=token)
+    assert status == 200, body
+    assert "Written on Debian 12" in [h["name"] for h in json.loads(body)], body
+    name = f"Written on Debian 13 {uuid.uuid4().hex[:8]}"
+    status, body = curl(
+        DB, f"{API}/api/v1/houses", "POST", body={"name": name, "address": "13 Trixie Street"}, token=token
+    )
+    assert status == 201, body
+    status, body = curl(DB, f"{API}/api/v1/houses?limit=500", token=token)
+    assert status == 200, body
+    assert name in [h["name"] for h in json.loads(body)], body
+
+
 def test_the_upgrade_was_refused_while_a_queue_held_a_message():
     assert run_result("refused")["rc"] != 0
     log = run_log("refused")
@@ -216,6 +296,6 @@ def test_a_second_run_on_the_upgraded_hosts_changes_nothing():
     assert run_result("upgrade")["rc"] == 0
     assert run_result("rerun")["rc"] == 0
     counters = recap(run_log("rerun"))
-    assert set(counters) >= {DB, DATA}
+    assert set(counters) >= {DB, REPLICA, DATA, APP}
     assert {host: c["changed"] for host, c in counters.items() if c["changed"]} == {}
     assert all(c["failed"] == 0 for c in counters.values())
