@@ -145,6 +145,20 @@ def ansible_env() -> dict[str, str]:
     )
 
 
+def run_playbook(playbook: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``playbooks/<playbook>`` with ``args`` on the scenario's inventory from the repository root, as an operator
+    would: its CompletedProcess with text output captured (a failed run is returned, not raised). Raises
+    subprocess.TimeoutExpired after 30 minutes and KeyError outside Molecule (no MOLECULE_INVENTORY_FILE)."""
+    return subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(ROOT / "playbooks" / playbook), *args],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+        env=ansible_env(),
+    )
+
+
 def leak_check_of_verbose_run(playbooks: list[str], master_key: str, log: Path) -> subprocess.CompletedProcess:
     """Run ``playbooks`` (paths under playbooks/) with -vvv against the scenario's inventory, output into ``log``,
     then scripts/leak_check.py over it: its CompletedProcess (returncode 0 = no derived secret, signing key,

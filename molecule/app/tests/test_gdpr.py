@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 import subprocess
 import tarfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from app_probe import CLIENT, WEB, login
 from app_probe import http as probe_http
-from eterna_testinfra import ROOT, ansible_env, node, tenant_cache_keys
+from eterna_testinfra import node, run_playbook, tenant_cache_keys
 from eterna_testinfra import tenant_objects as shared_tenant_objects
 from eterna_testinfra import tenant_rows as shared_tenant_rows
 
@@ -53,17 +52,6 @@ def tenant_objects(tenant: str) -> list[list]:
 
 def cache_keys(tenant: str) -> list[str]:
     return tenant_cache_keys(WEB, tenant)
-
-
-def run_playbook(playbook: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(ROOT / "playbooks" / playbook), *extra],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=ROOT,
-        env=ansible_env(),
-    )
 
 
 def worker(state: str) -> None:

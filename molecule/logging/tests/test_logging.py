@@ -12,7 +12,6 @@ import datetime as dt
 import functools
 import hmac
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -21,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import ROOT, ansible_env, node, secrets
+from eterna_testinfra import node, run_playbook, secrets
 
 JOURNAL_UNITS = ["rsyslog", "eterna-log-retention", "nginx", "osmem"]
 JOURNAL_HOSTS = ["logging-central", "logging-client", "logging-store"]
@@ -100,18 +99,6 @@ def append(host: str, path: str, lines: list[str]) -> None:
     """Append lines to a file imfile watches on ``host`` (the writer is the test, standing in for nginx or the app)."""
     payload = "".join(line + "\n" for line in lines)
     node(host).check_output(f"mkdir -p $(dirname {path}) && printf %s {shlex.quote(payload)} >> {path}")
-
-
-def run_playbook(playbook: str, *args: str) -> subprocess.CompletedProcess:
-    """Run ``playbooks/<playbook>`` on the scenario's inventory from the repository root, as an operator would."""
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(ROOT / "playbooks" / playbook), *args],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=ROOT,
-        env=ansible_env(),
-    )
 
 
 def relp_open(cert_args: str) -> str:

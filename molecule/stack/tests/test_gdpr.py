@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shlex
-import subprocess
 import uuid
 
 import pytest
 from eterna_testinfra import (
     APP_MANAGE,
-    ROOT,
-    ansible_env,
     app_python,
     curl,
     node,
+    run_playbook,
     tenant_cache_keys,
     tenant_objects,
     tenant_rows,
@@ -35,18 +32,6 @@ GONE, KEPT = f"gdpr-gone-{RUN}", f"gdpr-kept-{RUN}"
 PASSWORD = "a long stack password for gdpr"  # noqa: S105 - test accounts of this module
 # The backup repository's owner and the backup role's tool (roles/backup/vars/main.yml).
 REPO_USER, BACKUP_TOOL = "pgbackrest", "/usr/local/sbin/eterna-backup"
-
-
-def playbook(name: str, extra: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(ROOT / "playbooks" / name)]
-        + ["-e", json.dumps(extra)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=ROOT,
-        env=ansible_env(),
-    )
 
 
 def api(method: str, path: str, token: str, body: dict | None = None, form: dict | None = None) -> tuple[int, str]:
@@ -103,10 +88,8 @@ def seeded() -> dict:
 def erased(seeded, tmp_path_factory) -> dict:
     """The erasure run once by the playbook; its record (kept on the controller)."""
     records = tmp_path_factory.mktemp("erasures")
-    result = playbook(
-        "tenant_erase.yml",
-        {"tenant_erase_tenant": GONE, "tenant_erase_confirm": GONE, "tenant_erase_record_dir": str(records)},
-    )
+    extra = {"tenant_erase_tenant": GONE, "tenant_erase_confirm": GONE, "tenant_erase_record_dir": str(records)}
+    result = run_playbook("tenant_erase.yml", "-e", json.dumps(extra))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     (path,) = records.glob(f"{GONE}-erasure-*.json")
     record = json.loads(path.read_text())
@@ -127,7 +110,7 @@ def test_restore_drill_of_a_backup_after_the_erasure_has_no_row_of_the_tenant(se
     # The backup role's incremental job, as its timer runs it (a oneshot: start returns when it has finished).
     ops.check_output("systemctl start eterna-backup-incr.service")
     assert ops.check_output("systemctl show -p Result --value eterna-backup-incr.service").strip() == "success"
-    drill = playbook("restore_drill.yml", {"backup_drill_keep": True})
+    drill = run_playbook("restore_drill.yml", "-e", json.dumps({"backup_drill_keep": True}))
     try:
         assert drill.returncode == 0, drill.stdout[-4000:]
         report = json.loads(ops.check_output(f"cat {backup_config()['state_dir']}/drill-report.json"))
