@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from eterna_testinfra import node, run_playbook, secrets
+from eterna_testinfra import node, secrets
 
 JOURNAL_UNITS = ["redis-server", "valkey-server", "prometheus-redis-exporter"]
 JOURNAL_HOSTS = ["redis-cache"]
@@ -403,11 +403,3 @@ def test_refused_configuration_was_rolled_back():
     assert "no-such-directive" not in srv.file(impl()["conf_file"]).content_string
     assert srv.service(impl()["service"]).is_running
     assert cli("GET", "eterna:test:pre-existing").out == "survived-aof-conversion"
-
-
-def test_a_run_limited_to_other_tags_passes():
-    """``--tags postgres`` (or a phase without Redis) over the Redis play passes and changes nothing: Ansible checks
-    the role's arguments under every tag, also those made of the result of redis.conf's task, which the tags skip."""
-    res = run_playbook("services/redis.yml", "--tags", "postgres")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    assert "changed=0" in res.stdout and "failed=0" in res.stdout, res.stdout[-3000:]
