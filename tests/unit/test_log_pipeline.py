@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -82,8 +83,6 @@ _PIECES = (  # noqa: SIM905 - a list literal of 50 one-piece lines reads worse
 def test_the_literal_shortcut_gives_the_every_pattern_result():
     """redact_text skips a pattern whose literal is absent: on thousands of lines made of the patterns' pieces it
     gives exactly what running every pattern gives."""
-    import random
-
     rng = random.Random(25)  # noqa: S311 - reproducible test lines, not a secret
     lines = ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 12))) for _ in range(4000)]
     masked = 0
