@@ -30,6 +30,8 @@ trap cleanup EXIT
   printf '    # The public molecule-only key: nothing real is derived from it.\n'
   printf '    eterna_master_key: 4fdfdb9da08744734653f0afb7572f18f00923fa88ba3e943ada45facf1877ec\n'
   printf '    eterna_pki_dir: %s/pki\n    ansible_connection: docker\n' "$work"
+  printf '    # Named, as in the lab inventory: Mitogen rediscovers it before every task otherwise.\n'
+  printf '    ansible_python_interpreter: /usr/bin/python3\n'
   printf '    # Containers cannot set the clock or write most sysctls.\n'
   printf '    base_chrony_control_clock: false\n    base_sysctl_apply: false\n    redis_sysctl_apply: false\n'
   printf '  children:\n'
