@@ -9,12 +9,15 @@ requests holding the connections waited for a thread, until the pool's timeout f
 
 from __future__ import annotations
 
+import asyncio
 import math
 import select
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import copy_context
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -25,6 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
 from app.metrics import instrument_pool
+
+T = TypeVar("T")
 
 # Seconds a request waits for a database slot (SQLAlchemy's QueuePool waits as long for a connection), then 503.
 SLOT_TIMEOUT = 30.0
@@ -98,28 +103,60 @@ def session_scope() -> Session:
 
 class _Slots:
     """The database admission of one event loop: ``enter`` bounds concurrent sessions; ``close`` runs their
-    closing rollbacks on threads of their own, never queued behind the endpoints' thread pool."""
+    closing rollbacks on threads of their own, never queued behind the endpoints' thread pool; ``threads`` (one
+    thread per slot, started on demand) runs the work of a request that holds a slot (``in_database_thread``)."""
 
     def __init__(self, size: int) -> None:
         self.enter = anyio.Semaphore(size)
         self.close = anyio.CapacityLimiter(size)
+        self.threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="eterna-db")
 
 
 _SLOTS: RunVar[_Slots] = RunVar("eterna_db_slots")
+# The last event loop db_slots() served and its slots: a uvicorn worker has one loop, so every request after the
+# first finds its slots without anyio's RunVar lookup (which asks sniffio for the running library each time).
+_LAST: tuple[asyncio.AbstractEventLoop | None, _Slots | None] = (None, None)
 
 
 def db_slots() -> _Slots:
     """This event loop's slots, made on first use with DB_POOL_SIZE + DB_MAX_OVERFLOW of them.
 
     :returns: the ``_Slots`` of the running event loop (one per loop: uvicorn has one per worker, tests one per client).
+    :raises RuntimeError: no event loop runs in this thread.
     """
+    global _LAST
+    loop = asyncio.get_running_loop()
+    last_loop, last_slots = _LAST
+    if loop is last_loop and last_slots is not None:
+        return last_slots
     try:
-        return _SLOTS.get()
+        slots = _SLOTS.get()
     except LookupError:
         settings = get_settings()
         slots = _Slots(settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
         _SLOTS.set(slots)
-        return slots
+    _LAST = (loop, slots)
+    return slots
+
+
+async def in_database_thread(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` on one of this event loop's database threads, for a request that holds a database slot.
+
+    The hop anyio's ``to_thread.run_sync`` (FastAPI's ``run_in_threadpool``) makes costs two extra turns of the
+    event loop (a checkpoint and its limiter) and a ``queue.Queue`` put whose condition variable is Python code;
+    here it is one ``run_in_executor`` on the slots' own ``ThreadPoolExecutor``, whose queue is C. The slots
+    already bound the callers to the executor's size, so a caller never waits for a thread. Like ``run_sync``,
+    the wait is shielded from cancellation: the slot is not given back while the thread still uses a connection.
+    The function runs in a copy of the caller's context (request id and tenant of log lines).
+
+    :param func: a blocking callable; runs in another thread.
+    :param args: its positional arguments.
+    :returns: what ``func`` returns.
+    :raises Exception: whatever ``func`` raises, in the caller.
+    """
+    future = asyncio.get_running_loop().run_in_executor(db_slots().threads, copy_context().run, func, *args)
+    with anyio.CancelScope(shield=True):
+        return await future
 
 
 @asynccontextmanager

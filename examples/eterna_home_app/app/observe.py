@@ -8,6 +8,7 @@ streams): the same ``X-Request-ID`` answer header, metrics with the same names a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -99,6 +100,8 @@ class RequestObserver:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.children = _Children()
+        # The event loop whose thread pool size the gauge holds (read once per loop, not per request).
+        self.threads_loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,8 +129,11 @@ class RequestObserver:
         # The scrape itself is not load: an idle worker reads 0 in flight.
         counted = path != "/metrics"
         if counted:
-            # anyio's limiter exists only inside the event loop: its size is read here, not at import.
-            set_worker_threads(anyio.to_thread.current_default_thread_limiter().total_tokens)
+            loop = asyncio.get_running_loop()
+            if loop is not self.threads_loop:
+                # anyio's limiter exists only inside the event loop: its size is read here, not at import.
+                set_worker_threads(anyio.to_thread.current_default_thread_limiter().total_tokens)
+                self.threads_loop = loop
             IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, observed_send)

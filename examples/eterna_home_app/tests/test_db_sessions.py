@@ -152,19 +152,83 @@ def test_house_list_takes_one_hop_and_gives_its_connection_back_before_its_slot(
     from fastapi.testclient import TestClient
 
     from app import main
+    from app.api import houses
 
     owner = World(small_pool).member("tenant-a", "owner")
-    hops: list[str] = []
+    anyio_hops: list[str] = []
+    database_hops: list[str] = []
     run_sync = anyio.to_thread.run_sync
+    in_database_thread = houses.in_database_thread
 
     async def counting(func, *args, **kwargs):
-        hops.append(getattr(getattr(func, "func", func), "__name__", "?"))  # run_in_threadpool passes a partial
+        anyio_hops.append(getattr(getattr(func, "func", func), "__name__", "?"))  # run_in_threadpool passes a partial
         return await run_sync(func, *args, **kwargs)
+
+    async def counting_database(func, *args):
+        database_hops.append(func.__name__)
+        return await in_database_thread(func, *args)
 
     with TestClient(main.app) as client:
         client.post("/api/v1/houses", json={"name": "Villa"}, headers=owner.headers)
         monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+        monkeypatch.setattr(houses, "in_database_thread", counting_database)
         res = client.get("/api/v1/houses", headers=owner.headers)
     assert res.status_code == 200 and [h["name"] for h in res.json()] == ["Villa"]
-    assert hops == ["house_list_json"]
+    assert database_hops == ["house_list_json"] and anyio_hops == []
     assert small_pool.pool.checkedout() == 0
+
+
+def test_database_thread_runs_in_the_callers_context_on_a_thread_of_the_slots():
+    import contextvars
+    import threading
+
+    from app import db
+
+    seen = contextvars.ContextVar("seen", default="unset")
+
+    def where() -> tuple[str, str]:
+        return seen.get(), threading.current_thread().name
+
+    async def main() -> tuple[str, str]:
+        seen.set("request-1")
+        return await db.in_database_thread(where)
+
+    value, thread = anyio.run(main)
+    assert value == "request-1"
+    assert thread.startswith("eterna-db") and thread != threading.current_thread().name
+
+
+def test_database_thread_is_waited_for_when_the_caller_is_cancelled():
+    """A cancelled request leaves only after its database work ended: its slot never outlives its connection."""
+    import threading
+
+    from app import db
+
+    release = threading.Event()
+    finished: list[str] = []
+
+    def work() -> str:
+        release.wait(5)
+        finished.append("work")
+        return "done"
+
+    async def main() -> list[str]:
+        events: list[str] = []
+
+        async def caller(*, task_status) -> None:
+            with anyio.CancelScope() as scope:
+                task_status.started(scope)
+                await db.in_database_thread(work)
+                events.append("returned")
+
+        async with anyio.create_task_group() as group:
+            scope = await group.start(caller)
+            await anyio.sleep(0.05)
+            scope.cancel()
+            await anyio.sleep(0.05)
+            events.append(f"still waiting, work finished: {finished == ['work']}")
+            release.set()
+        events.append(f"left, work finished: {finished == ['work']}")
+        return events
+
+    assert anyio.run(main) == ["still waiting, work finished: False", "returned", "left, work finished: True"]

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic_core import to_json
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session
 from app import audit, db
 from app.api.schemas import HouseIn, HouseOut, HousePatch
 from app.auth import Principal, require
-from app.db import database_slot, get_session
+from app.db import database_slot, get_session, in_database_thread
 from app.models import House
 
 router = APIRouter(prefix="/api/v1/houses", tags=["houses"])
@@ -50,10 +49,10 @@ async def list_houses(
     """The caller's tenant's houses, oldest first: ``limit`` (1 to 500, clamped) rows from ``offset``.
 
     One of the worker's database slots is held in the event loop while the query and the JSON encoding run in
-    one hop to the thread pool. ``response_model`` documents the body.
+    one hop to the slots' own threads (``in_database_thread``). ``response_model`` documents the body.
     """
     async with database_slot():
-        body = await run_in_threadpool(house_list_json, principal.tenant, limit, offset)
+        body = await in_database_thread(house_list_json, principal.tenant, limit, offset)
     return Response(body, media_type="application/json")
 
 
