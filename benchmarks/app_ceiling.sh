@@ -19,6 +19,8 @@
 # rounds and writes its collapsed stacks to FILE (one line per stack and its sample count; benchmarks/profile_top.py
 # sums them by function).
 # The app runs as in production (app role): PROMETHEUS_MULTIPROC_DIR set, JSON request logs at INFO (to a file here).
+# BENCH_TENANT_HOUSES=N adds N houses to the measured tenant (SQL on its database, created after its first 50, so the
+# first page stays the same; removed on exit): the list's cost with a large tenant, which the tenant's index bounds.
 # BENCH_APP_HOST=lab-app1 measures the way issue #25 does instead: on that running lab container, its deployed app
 # (the eterna-api unit, its workers, PostgreSQL through the lab's router over TLS) and the ceiling with the app's
 # virtualenv and worker count, wrk inside the container, logged in as the lab's demo owner (password derived from
@@ -66,7 +68,18 @@ if [ -z "$HOST" ] && [ "$(id -u)" = 0 ]; then
 fi
 pids=()  # this machine's servers; in the container only the ceiling is ours
 lab_ceiling=""
+lab_leader=""  # the lab's PostgreSQL primary, for BENCH_TENANT_HOUSES
+EXTRA_HOUSES=${BENCH_TENANT_HOUSES:-0}
+filler=""
+sql() {  # SQL on the measured app's database, as the superuser; prints unaligned rows
+  if [ -n "$HOST" ]; then
+    docker exec -i "$lab_leader" runuser -u postgres -- psql -qAtX -v ON_ERROR_STOP=1 -d "${BENCH_DB_NAME:-eterna}" -c "$1"
+  else
+    "${pg_user[@]}" "$PG_BIN/psql" -qAtX -v ON_ERROR_STOP=1 -h "$tmp" -p "$pg_port" -U postgres -d eterna -c "$1"
+  fi
+}
 cleanup() {
+  if [ -n "$filler" ]; then sql "DELETE FROM houses WHERE $filler" >/dev/null 2>&1 || echo "app_ceiling: could not remove the filler houses ($filler)" >&2; fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ -n "$lab_ceiling" ]; then on kill "$lab_ceiling" 2>/dev/null || true; fi
@@ -154,9 +167,28 @@ token=$(on python3 - "$app" "$email" "$password" <benchmarks/load/house_token.py
 auth="Authorization: Bearer $token"
 houses_url="$app/api/v1/houses?limit=50"
 rows=$(on curl -fsS -H "$auth" "$houses_url" | "$PY" -c 'import json, sys; print(len(json.load(sys.stdin)))')
+tenant_rows=""
+if [ "$EXTRA_HOUSES" -gt 0 ]; then
+  # The tenant of the token (its tid claim), then N houses made after every house it has.
+  tenant=$("$PY" -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["tid"])' "$token")
+  [[ $tenant =~ ^[a-z0-9][a-z0-9-]*$ ]] || { echo "app_ceiling: unexpected tenant id in the token" >&2; exit 1; }
+  if [ -n "$HOST" ]; then
+    for db in "${peers[@]}"; do
+      if [ "$(docker exec "$db" sh -c 'command -v psql >/dev/null && runuser -u postgres -- psql -qAtX -c "SELECT pg_is_in_recovery()"' 2>/dev/null)" = f ]; then
+        lab_leader=$db
+      fi
+    done
+    [ -n "$lab_leader" ] || { echo "app_ceiling: no PostgreSQL primary among ${peers[*]}" >&2; exit 1; }
+  fi
+  filler="tenant_id = '$tenant' AND name LIKE 'bench filler %'"
+  sql "INSERT INTO houses (id, tenant_id, name, address, created_at) SELECT gen_random_uuid(), '$tenant',
+         'bench filler ' || i, '', (SELECT max(created_at) FROM houses WHERE tenant_id = '$tenant') + i * interval '1 ms'
+       FROM generate_series(1, $EXTRA_HOUSES) i; ANALYZE houses" >/dev/null
+  tenant_rows=", tenant $tenant holds $(sql "SELECT count(*) FROM houses WHERE tenant_id = '$tenant'") houses"
+fi
 
 echo "app_ceiling: $(nproc) CPUs, $what, $WORKERS workers each, wrk -t$THREADS -c$CONNS -d$DURATION${HOST:+ on $HOST},"\
-  "house list answers $rows rows"
+  "house list answers $rows rows$tenant_rows"
 # Warm-up: connection pools, imports and caches, not counted.
 on wrk -t"$THREADS" -c"$CONNS" -d3s -H "$auth" "$houses_url" >/dev/null
 on wrk -t"$THREADS" -c"$CONNS" -d3s "$ceiling_url" >/dev/null

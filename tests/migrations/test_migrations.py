@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "examples" / "eterna_home_app"
 PRE_TENANT = "0001_initial_schema"
-HEAD = "0006_add_identity_tables"
+HEAD = "0007_add_tenant_listing_indexes"
 BEFORE_IDENTITY = "0005_add_bim_conversion_fields"
 TENANTS = ("acme", "globex", "initech")
 EXPECTED_CHAIN = [
@@ -36,6 +36,7 @@ EXPECTED_CHAIN = [
     "0004_add_ai_interaction_table",
     "0005_add_bim_conversion_fields",
     "0006_add_identity_tables",
+    "0007_add_tenant_listing_indexes",
 ]
 TENANT_TABLES = (
     "users",
@@ -360,3 +361,84 @@ def test_failed_migration_is_restored_from_backup(database_url, tmp_path, kind):
     assert current(database_url) == HEAD
     assert dbcheck.verify(env, before) == []
     assert dbcheck.snapshot(env) == before, "the restore must bring back exactly the pre-migration database"
+
+
+def test_listing_indexes_serve_a_large_tenants_first_page_without_a_sort(database_url):
+    """0007: on a tenant of 5,000 houses among other tenants' rows, the house list's statement reads its first page
+    from ix_houses_tenant_created (no Sort node) and its result is the same page as without the index; an invalid
+    index left by an interrupted concurrent build is replaced by a valid one; downgrading drops the indexes."""
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.dialects import postgresql
+
+    from app.models import House
+
+    # The house list's statement (app.api.houses.HOUSE_PAGE, which needs FastAPI to import): HouseOut's columns,
+    # the tenant, oldest first then by id, a page.
+    house_page = (
+        select(House.id, House.name, House.address, House.created_at)
+        .where(House.tenant_id == bindparam("tenant"))
+        .order_by(House.created_at, House.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+    cfg = alembic_cfg()
+    command.upgrade(cfg, "0006_add_identity_tables")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        for tenant, count in (("big", 5000), ("small", 30)):
+            conn.execute(text("INSERT INTO tenants (id) VALUES (:t) ON CONFLICT DO NOTHING"), {"t": tenant})
+            conn.execute(
+                text(
+                    "INSERT INTO houses (id, tenant_id, name, address, created_at) SELECT gen_random_uuid(), :t, "
+                    "'h' || i, '', timestamptz '2026-01-01' + (i % 997) * interval '1 second' "
+                    "FROM generate_series(1, :n) i"
+                ),
+                {"t": tenant, "n": count},
+            )
+        # What an interrupted CREATE INDEX CONCURRENTLY leaves behind: an index of that name marked invalid.
+        conn.execute(text("CREATE INDEX ix_houses_tenant_created ON houses (tenant_id)"))
+        conn.execute(
+            text("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ix_houses_tenant_created'::regclass")
+        )
+    page = house_page.params(tenant="big", limit=50, offset=0)
+    statement = str(house_page.compile(dialect=postgresql.dialect()))
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE houses"))
+        page_before = conn.execute(page).all()
+
+    command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        valid = dict(
+            conn.execute(
+                text(
+                    "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                    "WHERE c.relname LIKE 'ix_%_tenant_created' AND c.relname <> 'ix_audit_events_tenant_created'"
+                )
+            ).all()
+        )
+        columns = conn.execute(
+            text("SELECT pg_get_indexdef('ix_houses_tenant_created'::regclass)")
+        ).scalar_one()
+        conn.execute(text("ANALYZE houses"))
+        plan = "\n".join(
+            row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", {"tenant": "big", "limit": 50, "offset": 0})
+        )
+        page_after = conn.execute(page).all()
+    assert valid == {
+        "ix_houses_tenant_created": True,
+        "ix_documents_tenant_created": True,
+        "ix_bim_models_tenant_created": True,
+    }
+    assert "(tenant_id, created_at, id)" in columns
+    assert "ix_houses_tenant_created" in plan and "Sort" not in plan, plan
+    assert page_after == page_before and len(page_after) == 50
+
+    command.downgrade(cfg, "-1")
+    with engine.connect() as conn:
+        left = conn.execute(
+            text("SELECT count(*) FROM pg_class WHERE relname = ANY(:names)"), {"names": list(valid)}
+        ).scalar_one()
+    engine.dispose()
+    assert current(database_url) == "0006_add_identity_tables"
+    assert left == 0

@@ -63,6 +63,8 @@ class User(IdMixin, TenantMixin, Base):
 
 class House(IdMixin, TenantMixin, Base):
     __tablename__ = "houses"
+    # The house list's WHERE and ORDER BY (revision 0007): a page reads its rows from the index, unsorted.
+    __table_args__ = (Index("ix_houses_tenant_created", "tenant_id", "created_at", "id"),)
     name: Mapped[str] = mapped_column(String(255))
     address: Mapped[str] = mapped_column(String(500), default="")
     owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -106,6 +108,7 @@ class AudioLog(IdMixin, TenantMixin, Base):
 
 class Document(IdMixin, TenantMixin, Base):
     __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_tenant_created", "tenant_id", "created_at"),)
     house_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("houses.id", ondelete="SET NULL"))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
@@ -116,6 +119,7 @@ class Document(IdMixin, TenantMixin, Base):
 
 class BIMModel(IdMixin, TenantMixin, Base):
     __tablename__ = "bim_models"
+    __table_args__ = (Index("ix_bim_models_tenant_created", "tenant_id", "created_at"),)
     house_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("houses.id", ondelete="SET NULL"))
     filename: Mapped[str] = mapped_column(String(255))
     object_key: Mapped[str] = mapped_column(String(512))

@@ -180,7 +180,7 @@ def test_completed_release_closed_to_the_app_is_opened_by_a_rerun():
 def test_database_migrated_to_head_with_backup():
     web = node(WEB)
     out = web.check_output("eterna-app-manage /opt/eterna-app/current alembic current")
-    assert "0006_add_identity_tables (head)" in out
+    assert "0007_add_tenant_listing_indexes (head)" in out
     assert web.check_output("ls /var/backups/eterna-app").count(".dump") >= 1
 
 
