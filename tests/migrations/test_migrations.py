@@ -367,10 +367,9 @@ def test_listing_indexes_serve_a_large_tenants_first_page_without_a_sort(databas
     """0007: on a tenant of 5,000 houses among other tenants' rows, the house list's statement reads its first page
     from ix_houses_tenant_created (no Sort node) and its result is the same page as without the index; an invalid
     index left by an interrupted concurrent build is replaced by a valid one; downgrading drops the indexes."""
+    from app.models import House
     from sqlalchemy import bindparam, select
     from sqlalchemy.dialects import postgresql
-
-    from app.models import House
 
     # The house list's statement (app.api.houses.HOUSE_PAGE, which needs FastAPI to import): HouseOut's columns,
     # the tenant, oldest first then by id, a page.
@@ -417,9 +416,7 @@ def test_listing_indexes_serve_a_large_tenants_first_page_without_a_sort(databas
                 )
             ).all()
         )
-        columns = conn.execute(
-            text("SELECT pg_get_indexdef('ix_houses_tenant_created'::regclass)")
-        ).scalar_one()
+        columns = conn.execute(text("SELECT pg_get_indexdef('ix_houses_tenant_created'::regclass)")).scalar_one()
         conn.execute(text("ANALYZE houses"))
         plan = "\n".join(
             row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", {"tenant": "big", "limit": 50, "offset": 0})
