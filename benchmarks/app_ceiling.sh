@@ -37,6 +37,8 @@ CONNS=${BENCH_CONNECTIONS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
 THREADS=${BENCH_WRK_THREADS:-1}
 HOST=${BENCH_APP_HOST:-}
+EXTRA_HOUSES=${BENCH_TENANT_HOUSES:-0}
+[[ $EXTRA_HOUSES =~ ^[0-9]+$ ]] || { echo "app_ceiling: BENCH_TENANT_HOUSES must be a whole number of houses, got '$EXTRA_HOUSES'" >&2; exit 2; }
 
 if [ -n "$HOST" ]; then
   on() { docker exec -i "$HOST" "$@"; }  # a command in the lab container, stdin passed through
@@ -69,7 +71,6 @@ fi
 pids=()  # this machine's servers; in the container only the ceiling is ours
 lab_ceiling=""
 lab_leader=""  # the lab's PostgreSQL primary, for BENCH_TENANT_HOUSES
-EXTRA_HOUSES=${BENCH_TENANT_HOUSES:-0}
 filler=""
 sql() {  # SQL on the measured app's database, as the superuser; prints unaligned rows
   if [ -n "$HOST" ]; then
