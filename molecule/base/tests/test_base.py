@@ -50,6 +50,29 @@ def test_unattended_upgrades_configured():
     assert all("-security,label=Debian-Security" in line for line in patterns), patterns
 
 
+STAMP = "/var/lib/apt/periodic/update-success-stamp"
+# Refreshes of a source list of the test's own, into lists of its own: the host's lists stay as they were.
+OWN_LISTS = "-o Dir::Etc::sourceparts=/nonexistent -o Dir::State::Lists=/tmp/apt-lists-test -o Acquire::Retries=0"
+
+
+def test_only_a_successful_list_refresh_is_stamped():
+    """apt's cache_valid_time is read from the stamp base's apt configuration writes after each successful refresh."""
+    host = node(WEB)
+    host.check_output(
+        "mkdir -p /tmp/apt-lists-test/partial /tmp/apt-repo-test && : > /tmp/apt-repo-test/Packages"
+        " && echo 'deb [trusted=yes] file:/tmp/apt-repo-test ./' > /tmp/apt-local.list"
+        " && echo 'deb http://127.0.0.1:9/debian trixie main' > /tmp/apt-unreachable.list"
+    )
+    host.check_output(f"touch -d 2000-01-01 {STAMP}")
+    # apt exits 0 when a source cannot be reached (a warning), but does not run the success hook.
+    failed = host.run(f"apt-get update {OWN_LISTS} -o Dir::Etc::sourcelist=/tmp/apt-unreachable.list")
+    assert "Failed to fetch" in failed.stdout + failed.stderr, failed.stdout
+    assert host.file(STAMP).mtime.year == 2000, "a failed refresh must not look like a fresh one"
+    before = int(host.check_output("date +%s"))
+    host.check_output(f"apt-get update {OWN_LISTS} -o Dir::Etc::sourcelist=/tmp/apt-local.list")
+    assert host.file(STAMP).mtime.timestamp() >= before
+
+
 def test_sysctl_file():
     f = node(WEB).file("/etc/sysctl.d/90-eterna.conf")
     assert f.mode == 0o644
