@@ -24,7 +24,8 @@ for scenario in $scenarios; do
     echo "  $name: no log; BENCH_RUN=1 BENCH_SCENARIOS=$scenario benchmarks/scenario_stages.sh runs it (skipped)"
     continue
   fi
-  echo "  $name ($(cat "$logs/$name.result" 2>/dev/null | head -n 1 || echo 'no result'); log from $(date -r "$log" '+%F %H:%M'))"
+  result=$(head -n 1 "$logs/$name.result" 2>/dev/null || echo 'no result')
+  echo "  $name ($result; log from $(date -r "$log" '+%F %H:%M'))"
   # "  38 INFO     [base > converge] Executing": an action starts; it ends where the next one starts or the log ends.
   # The first check is the fresh-host check before converge.
   awk '
