@@ -51,9 +51,13 @@ def render_in_a_worker(mode: str) -> tuple[str, list[str]]:
     :raises subprocess.CalledProcessError: when the interpreter fails.
     """
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip().splitlines()
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", CHILD, mode], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        )
+        .stdout.strip()
+        .splitlines()
+    )
     return out[0], (out[1].split() if len(out) > 1 else [])
 
 
