@@ -19,6 +19,12 @@ export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
 export PYTHONUNBUFFERED=1
 logs=build/test-logs
 mkdir -p "$logs"
+# mawk (Debian's awk) reads a pipe in blocks: a line printed before a quiet stretch was stamped when the next block
+# filled, minutes late (the hardening scenario's second check looked 150 s longer than it was). -W interactive makes
+# it read line by line; gawk does so already.
+awk_line_options=
+awk -W version 2>/dev/null | grep -q mawk && awk_line_options="-W interactive"
+export awk_line_options
 rm -f "$logs"/*.result
 
 run_stage() {  # name, command... ; writes build/test-logs/<name>.result
@@ -26,7 +32,8 @@ run_stage() {  # name, command... ; writes build/test-logs/<name>.result
   shift
   start=$(date +%s)
   # Each line of the log starts with the seconds since the stage began: where a slow stage spends its time.
-  "$@" 2>&1 | awk -v t0="$start" '{ printf "%5d %s\n", systime() - t0, $0; fflush() }' >"$logs/$name.log"
+  # shellcheck disable=SC2086  # awk_line_options is two words or none
+  "$@" 2>&1 | awk $awk_line_options -v t0="$start" '{ printf "%5d %s\n", systime() - t0, $0; fflush() }' >"$logs/$name.log"
   rc=${PIPESTATUS[0]}
   secs=$(($(date +%s) - start))
   if [ $rc -eq 0 ]; then

@@ -4,10 +4,11 @@ after, and no acknowledged write is lost (a Redis key, a persistent RabbitMQ mes
 PostgreSQL leader's host freezes, Patroni promotes the other member and the app serves again through the router
 without a restart, with no acknowledged row lost (synchronous replication).
 
-The restart delay is the collection's (5 s, ``eterna_service_restart_sec``), shorter than Prometheus's 30 s scrape
-interval: a 5 s outage may fall between two scrapes. So that every outage is seen, a test raises RestartSec of the
-killed unit for its duration with a runtime drop-in under /run (the unit's own ``Restart=`` still decides whether
-it comes back); the drop-in is removed afterwards. Waits poll with generous bounds and assert no timing.
+The restart delay is the collection's (5 s, ``eterna_service_restart_sec``), shorter than Prometheus's scrape
+interval (15 s in the lab inventory, which this scenario uses): a 5 s outage may fall between two scrapes. So that
+every outage is seen, a test raises RestartSec of the killed unit for its duration, to 5 s more than the interval, with
+a runtime drop-in under /run (the unit's own ``Restart=`` still decides whether it comes back); the drop-in is removed
+afterwards. Waits poll with generous bounds and assert no timing.
 
 Each outage's own alert must be seen pending (its rule matched the outage) or firing. The alerts' ``for`` (1-2 min)
 is not waited out for each service: that would add about 20 minutes to the run and prove only Prometheus's ``for``
@@ -47,10 +48,8 @@ ALWAYS_ON = {"Watchdog"}
 # Generous bound for a killed service to be back (it is usually back in seconds).
 BACK_WITHIN = 300
 # After the service is back, how long the test keeps looking for the outage in Prometheus: the last scrape that saw
-# it down stays the latest sample until the next scrape, and a rule evaluation (every 30 s) must fall in between.
+# it down stays the latest sample until the next scrape, and a rule evaluation must fall in between.
 SEEN_WITHIN = 90
-# RestartSec held during a fault: longer than the scrape interval (30 s), so Prometheus scrapes the outage.
-HOLD = 35
 FAULT_DROPIN = "zz-eterna-fault-test.conf"
 # Files Docker bind-mounts into each container from the disk of the machine running it.
 DOCKER_BIND_MOUNTS = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
@@ -59,6 +58,29 @@ DOCKER_BIND_MOUNTS = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
 @functools.cache
 def master_key() -> str:
     return node(CLIENT).ansible.get_variables()["eterna_master_key"]
+
+
+@functools.cache
+def interval() -> int:
+    """Prometheus's scrape and rule evaluation interval in the inventory (seconds, the longer of the two).
+
+    Raises ValueError when either is not ``<n>s`` or ``<n>m`` (the role's preflight accepts ``h`` too, which no test
+    would wait for).
+    """
+    variables = node(CLIENT).ansible.get_variables()
+    units = {"s": 1, "m": 60}
+    seconds = []
+    for name in ("prometheus_scrape_interval", "prometheus_evaluation_interval"):
+        value = str(variables.get(name, "30s"))  # the role's default
+        if value[-1:] not in units or not value[:-1].isdigit():
+            raise ValueError(f"{name}: {value!r}")
+        seconds.append(int(value[:-1]) * units[value[-1]])
+    return max(seconds)
+
+
+def hold() -> int:
+    """RestartSec held during a fault (seconds): longer than the interval, so a scrape sees the outage."""
+    return interval() + 5
 
 
 def derived(purpose: str) -> str:
@@ -124,7 +146,7 @@ def about_the_docker_hosts_disk(alert: dict) -> bool:
 
 def test_a_healthy_stack_is_quiet_after_a_quiet_minute(capsys):
     assert wait_until(lambda: not targets_down(), 300, 10), targets_down()
-    time.sleep(60)  # two rule evaluations with every target up
+    time.sleep(2 * interval())  # two rule evaluations with every target up
     raised = [a for a in alerts() if a["labels"]["alertname"] not in ALWAYS_ON]
     with capsys.disabled():
         print(
@@ -311,7 +333,6 @@ class Fault:
     down: str | None
     # Alerts of the outage (with the service's host among their labels): each must be seen pending or firing.
     alerts: tuple[str, ...] = ()
-    hold: int = HOLD
     write: Callable[[], Callable[[], None]] | None = None
     # A request that needs the service, sent a few times while it is down: 503, never 500.
     during: Callable[[], int] | None = None
@@ -433,11 +454,11 @@ def test_a_killed_service_comes_back_and_prometheus_sees_the_outage(fault: Fault
         states = {name: {state for n, state in seen_alerts if n == name} for name in expected}
         return all(state in states[name] or "firing" in states[name] for name, state in expected.items())
 
-    hold_restart(fault.host, unit, fault.hold if down else None)
+    hold_restart(fault.host, unit, hold() if down else None)
     back_since = None
     try:
         host.check_output(f"kill -9 {before['MainPID']}")
-        deadline = time.monotonic() + fault.hold + BACK_WITHIN
+        deadline = time.monotonic() + hold() + BACK_WITHIN
         while time.monotonic() < deadline:
             if down:
                 seen_down = seen_down or bool(query(down))
