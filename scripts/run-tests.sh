@@ -19,17 +19,15 @@ export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
 export PYTHONUNBUFFERED=1
 logs=build/test-logs
 mkdir -p "$logs"
-# mawk (Debian's awk) reads a pipe in blocks: a line printed before a quiet stretch was stamped when the next block
-# filled, minutes late (the hardening scenario's second check looked 150 s longer than it was). -W interactive makes
-# it read line by line; gawk does so already.
-awk_line_options=
-awk -W version 2>/dev/null | grep -q mawk && awk_line_options="-W interactive"
-export awk_line_options
 rm -f "$logs"/*.result
 
 run_stage() {  # name, command... ; writes build/test-logs/<name>.result
-  local name=$1 start rc secs
+  local name=$1 start rc secs awk_line_options=
   shift
+  # mawk (Debian's awk) reads a pipe in blocks: a line printed before a quiet stretch was stamped when the next block
+  # filled, minutes late (the hardening scenario's second check looked 150 s longer than it was). -W interactive makes
+  # it read line by line; gawk does so already.
+  case $(awk -W version 2>&1) in *mawk*) awk_line_options="-W interactive" ;; esac
   start=$(date +%s)
   # Each line of the log starts with the seconds since the stage began: where a slow stage spends its time.
   # shellcheck disable=SC2086  # awk_line_options is two words or none

@@ -110,3 +110,24 @@ def test_run_tests_reports_each_skipped_test_with_its_reason(tmp_path: Path):
     )
     assert re.search(r"^xfailed-test  unit: .*test_known_gap - known gap: the widget leaks$", result, re.M)
     assert "inside passing stages, tests skipped: 1, expected to fail (xfail): 1" in out.stdout
+
+
+def test_run_tests_stamps_each_line_when_it_is_printed(tmp_path: Path):
+    """A line printed before a quiet stretch carries the second it was printed, not the second the next line came.
+
+    Debian's awk (mawk) reads a pipe in blocks unless told otherwise: both lines were stamped 2 before 3 Dec.
+    """
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    script = "\n".join(
+        [
+            "set -uo pipefail",
+            f"logs={logs}",
+            _function("run_stage"),
+            "run_stage quiet bash -c 'echo first; sleep 3; echo second'",
+        ]
+    )
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert (logs / "quiet.result").read_text().startswith("passed"), out.stdout + out.stderr
+    stamps = {line.split()[1]: int(line.split()[0]) for line in (logs / "quiet.log").read_text().splitlines()}
+    assert stamps["first"] <= 1 and stamps["second"] >= 3, stamps
