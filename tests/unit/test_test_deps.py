@@ -77,6 +77,16 @@ def _function(name: str) -> str:
     return match.group(0)
 
 
+def _run_stage(tmp_path: Path, stage: str, *after: str, timeout: int) -> subprocess.CompletedProcess:
+    """Run scripts/run-tests.sh's own run_stage on ``stage`` ("name command...") with its logs in tmp_path/logs, then
+    the shell lines ``after``. Returns bash's completed process; raises subprocess.TimeoutExpired after ``timeout``
+    seconds."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    script = "\n".join(["set -uo pipefail", f"logs={logs}", _function("run_stage"), f"run_stage {stage}", *after])
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=timeout)
+
+
 def _summary() -> str:
     return RUN_TESTS[RUN_TESTS.index('echo "=== summary"') :]
 
@@ -91,17 +101,9 @@ def test_run_tests_reports_each_skipped_test_with_its_reason(tmp_path: Path):
         "def test_known_gap():\n    assert False\n"
     )
     logs = tmp_path / "logs"
-    logs.mkdir()
-    script = "\n".join(
-        [
-            "set -uo pipefail",
-            f"logs={logs}",
-            _function("run_stage"),
-            f"run_stage unit {sys.executable} -m pytest -q -ra -p no:cacheprovider {demo}",
-            _summary(),
-        ]
+    out = _run_stage(
+        tmp_path, f"unit {sys.executable} -m pytest -q -ra -p no:cacheprovider {demo}", _summary(), timeout=300
     )
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     result = (logs / "unit.result").read_text()
     assert result.startswith("passed")
@@ -115,19 +117,10 @@ def test_run_tests_reports_each_skipped_test_with_its_reason(tmp_path: Path):
 def test_run_tests_stamps_each_line_when_it_is_printed(tmp_path: Path):
     """A line printed before a quiet stretch carries the second it was printed, not the second the next line came.
 
-    Debian's awk (mawk) reads a pipe in blocks unless told otherwise: both lines were stamped 2 before 3 Dec.
+    Debian's awk (mawk) reads a pipe in blocks unless told otherwise: both lines were stamped 3 before 3 Dec.
     """
     logs = tmp_path / "logs"
-    logs.mkdir()
-    script = "\n".join(
-        [
-            "set -uo pipefail",
-            f"logs={logs}",
-            _function("run_stage"),
-            "run_stage quiet bash -c 'echo first; sleep 3; echo second'",
-        ]
-    )
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    out = _run_stage(tmp_path, "quiet bash -c 'echo first; sleep 3; echo second'", timeout=60)
     assert (logs / "quiet.result").read_text().startswith("passed"), out.stdout + out.stderr
     stamps = {line.split()[1]: int(line.split()[0]) for line in (logs / "quiet.log").read_text().splitlines()}
     assert stamps["first"] <= 1 and stamps["second"] >= 3, stamps
