@@ -204,3 +204,35 @@ def test_preflight_covers_every_role() -> None:
     assert (
         sorted(r for r in roles if f"'{r}'" not in listed and f'"{r}"' not in listed and r not in listed.split()) == []
     )
+
+
+@pytest.mark.parametrize(
+    ("playbook", "extra", "expected"),
+    [
+        # Checks only the roles' own preflight tasks make (their argument specs accept these values).
+        ("postgres.yml", {"postgres_ha": "none", "postgres_replication_role": "replica"}, "a replica needs a primary"),
+        ("patroni.yml", {"patroni_namespace": "eterna ha"}, "patroni_namespace may hold letters"),
+        ("objectstore.yml", {"seaweedfs_version": "latest"}, "seaweedfs_version must be a release number"),
+    ],
+)
+def test_a_service_play_limited_to_preflight_runs_the_roles_checks(
+    tmp_path: Path, playbook: str, extra: dict, expected: str
+) -> None:
+    """``--tags preflight`` on a service play that includes its roles by a task still reaches the roles' preflight.
+
+    The include carries ``tags: [always]``: with only the play's tags, ``--tags preflight`` left it out, and the run
+    passed without checking anything (the postgres scenario's refusal tests failed that way on 3 Dec).
+    """
+    res = run_playbook(
+        tmp_path,
+        f"services/{playbook}",
+        "--check",
+        "--tags",
+        "preflight",
+        _callback="ansible.posix.json",
+        **(PRODUCTION | extra),
+    )
+    assert res.returncode != 0, res.stdout[-3000:]
+    out = json.loads(res.stdout)
+    failed = [str(r.get("msg", "")) for play in out["plays"] for _, _, r in _results(play) if r.get("failed")]
+    assert any(expected in msg for msg in failed), failed
