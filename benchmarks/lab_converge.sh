@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Converge time of the whole site on the lab: cold (fresh containers), a no-op re-run and a
 # `--check --diff` run, with the changed count of each, the task results executed (ok + changed +
-# failed over all hosts), the time per role (ansible.posix.profile_roles) and the no-op/cold ratio.
+# failed over all hosts), the time per role (ansible.posix.profile_roles), the task executions (task x host) per
+# role and the no-op/cold ratio.
 # Prints figures; asserts nothing.
 #   benchmarks/lab_converge.sh        no-op re-run only when the lab already runs (it is never destroyed)
 #   BENCH_COLD=1 benchmarks/lab_converge.sh    destroy the lab first, then cold converge + no-op re-run
@@ -25,6 +26,8 @@ converge() {  # label [ansible-playbook options] ; prints seconds and the recap'
     "$(($(total ok) + $(total failed)))" "$(total changed)" "$(total failed)" "$rc" "$log"
   # profile_roles' summary: "role ---- 12.34s", slowest first.
   grep -E '^[a-z_]+ -+ +[0-9.]+s$' "$log" | head -n 14 | awk '{printf "    %-16s %8s\n", $1, $3}'
+  # What a no-op's time follows: one worker per task and host, run or skipped (benchmarks/task_executions.py).
+  python benchmarks/task_executions.py "$log" 8 | sed 's/^/  /'
   echo "$secs" >"$logs/lab_converge.$label.seconds"
   return "$rc"
 }
