@@ -66,6 +66,18 @@ for unit in getty.target console-getty.service systemd-udevd.service systemd-ude
   systemd-firstboot.service; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
+# The updates published since the release, as in a current cloud image (debootstrap installs the release's own
+# versions only): a lab host then starts where a fresh VM starts, and every converge does not apply them again.
+# No service starts in the chroot (no init runs there; policy-rc.d refuses besides).
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod 0755 "$root/usr/sbin/policy-rc.d"
+mount -t proc proc "$root/proc"
+trap 'umount "$root/proc" 2>/dev/null || true; rm -rf "$root"' EXIT
+chroot "$root" apt-get update -qq >&2
+DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get upgrade -y -qq --with-new-pkgs -o Dpkg::Options::=--force-confold >&2
+umount "$root/proc"
+rm -f "$root/usr/sbin/policy-rc.d"
+# Empty: systemd gives each container its own at first boot.
 : >"$root/etc/machine-id"
 # Package lists stay: apt in a fresh container needs no update for an hour (cache_valid_time).
 rm -rf "$root"/var/cache/apt/archives/*.deb
