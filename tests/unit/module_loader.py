@@ -5,6 +5,9 @@ run, and both have a ``conftest.py``, so ``from conftest import ...`` reaches wh
 """
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,3 +24,36 @@ def load_file(relative: str, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_local_playbook(
+    tmp_path: Path, playbook: Path, roles_path: Path, *options: str
+) -> "subprocess.CompletedProcess[str]":
+    """Run ``playbook`` with ansible-playbook on two local hosts (h1, h2) and the default callback's YAML results.
+
+    :param tmp_path: a directory for the inventory file (``hosts``).
+    :param playbook: the playbook file to run.
+    :param roles_path: the directory Ansible finds roles in.
+    :param options: more ansible-playbook options, e.g. ``--check``.
+    :returns: the finished process, stdout and stderr as text; the caller asserts on its return code.
+    :raises subprocess.TimeoutExpired: after 300 s.
+    """
+    host = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
+    (tmp_path / "hosts").write_text(f"h1 {host}\nh2 {host}\n")
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(roles_path),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_STDOUT_CALLBACK="default",
+        ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
+    )
+    ansible = Path(sys.executable).with_name("ansible-playbook")
+    return subprocess.run(
+        [str(ansible), *options, "-i", str(tmp_path / "hosts"), str(playbook)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )

@@ -6,13 +6,11 @@ store is only compared, never written): three plays include the CA, the third wi
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from module_loader import ROOT, run_local_playbook
+
 KEY_TASK = "TASK [_common : Create the internal CA key]"
 
 
@@ -37,25 +35,7 @@ def _results(log: str, header: str) -> list[str]:
 def test_the_ca_is_made_once_per_run_and_pki_directory(tmp_path: Path) -> None:
     first, other = tmp_path / "pki-a", tmp_path / "pki-b"
     (tmp_path / "play.yml").write_text(_play("One", first) + _play("Two", first) + _play("Three", other))
-    host = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
-    (tmp_path / "hosts").write_text(f"h1 {host}\nh2 {host}\n")
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_STDOUT_CALLBACK="default",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
-    )
-    ansible = Path(sys.executable).with_name("ansible-playbook")
-    res = subprocess.run(
-        [str(ansible), "--check", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=ROOT,
-    )
+    res = run_local_playbook(tmp_path, tmp_path / "play.yml", ROOT / "roles", "--check")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     # run_once: one result per play. Made in the first play, skipped in the second, made again for the other directory.
     assert _results(res.stdout, KEY_TASK) == ["changed", "skipping", "changed"], res.stdout

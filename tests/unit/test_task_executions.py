@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from module_loader import run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("task_executions", ROOT / "benchmarks" / "task_executions.py")
@@ -42,24 +42,8 @@ def _run(tmp_path: Path) -> str:
         "- hosts: all\n  gather_facts: false\n  roles: [demo]\n"
         "  tasks:\n    - name: Play task\n      ansible.builtin.debug: {msg: play}\n"
     )
-    host = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
-    (tmp_path / "hosts").write_text(f"h1 {host}\nh2 {host}\n")
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(tmp_path / "roles"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_STDOUT_CALLBACK="default",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
-    )
-    ansible = Path(sys.executable).with_name("ansible-playbook")
-    res = subprocess.run(
-        [str(ansible), "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    res = run_local_playbook(tmp_path, tmp_path / "play.yml", tmp_path / "roles")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     return res.stdout
 
 
