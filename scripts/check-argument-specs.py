@@ -14,6 +14,7 @@ every ``_common_*`` variable a call passes is an option of its entry point, and 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -61,6 +62,22 @@ def _tasks(node: object) -> list[dict]:
     return found
 
 
+def common_calls(root: Path = ROOT) -> Iterator[tuple[Path, dict, dict]]:
+    """Every call of ``_common`` (import_role or include_role) in the roles' tasks and handlers and the playbooks.
+
+    :param root: the repository.
+    :returns: (file, task, the task's import_role/include_role arguments) per call, files in sorted order.
+    :raises yaml.YAMLError: on a file that is not YAML.
+    """
+    for path in sorted(
+        [*root.glob("roles/*/tasks/*.yml"), *root.glob("roles/*/handlers/*.yml"), *root.glob("playbooks/**/*.yml")]
+    ):
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            call = task.get("ansible.builtin.import_role") or task.get("ansible.builtin.include_role")
+            if isinstance(call, dict) and call.get("name") == "_common":
+                yield path, task, call
+
+
 def check_common_calls(root: Path = ROOT) -> list[str]:
     """The calls of ``_common``'s entry points against its argument specs, as Ansible's validation would check names.
 
@@ -71,25 +88,17 @@ def check_common_calls(root: Path = ROOT) -> list[str]:
     """
     specs = yaml.safe_load((root / "roles/_common/meta/argument_specs.yml").read_text())["argument_specs"]
     problems = []
-    for path in sorted(
-        [*root.glob("roles/*/tasks/*.yml"), *root.glob("roles/*/handlers/*.yml"), *root.glob("playbooks/**/*.yml")]
-    ):
-        for task in _tasks(yaml.safe_load(path.read_text())):
-            call = task.get("ansible.builtin.import_role") or task.get("ansible.builtin.include_role")
-            if not isinstance(call, dict) or call.get("name") != "_common":
-                continue
-            entry = call.get("tasks_from", "main")
-            where = f"{path.relative_to(root)}: {task.get('name', '?')}"
-            if entry not in specs:
-                problems.append(f"{where}: _common has no entry point '{entry}' in its argument specs")
-                continue
-            options = specs[entry].get("options", {})
-            given = {name for name in (task.get("vars") or {}) if name.startswith("_common_")}
-            problems += [
-                f"{where}: '{name}' is not an option of _common/{entry}" for name in sorted(given - set(options))
-            ]
-            required = {name for name, spec in options.items() if spec.get("required")}
-            problems += [f"{where}: _common/{entry} needs '{name}'" for name in sorted(required - given)]
+    for path, task, call in common_calls(root):
+        entry = call.get("tasks_from", "main")
+        where = f"{path.relative_to(root)}: {task.get('name', '?')}"
+        if entry not in specs:
+            problems.append(f"{where}: _common has no entry point '{entry}' in its argument specs")
+            continue
+        options = specs[entry].get("options", {})
+        given = {name for name in (task.get("vars") or {}) if name.startswith("_common_")}
+        problems += [f"{where}: '{name}' is not an option of _common/{entry}" for name in sorted(given - set(options))]
+        required = {name for name, spec in options.items() if spec.get("required")}
+        problems += [f"{where}: _common/{entry} needs '{name}'" for name in sorted(required - given)]
     return problems
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import yaml
 from module_loader import load_file
 
 specs = load_file("scripts/check-argument-specs.py", "check_argument_specs")
@@ -28,12 +27,7 @@ def test_the_repository_calls_fit_the_specs():
 
 def test_every_common_call_skips_the_runtime_validation():
     # The check above stands in for it; a call left validating costs a worker per host and says nothing new.
-    calls = []
-    for path in [*ROOT.glob("roles/*/tasks/*.yml"), *ROOT.glob("playbooks/**/*.yml")]:
-        for task in specs._tasks(yaml.safe_load(path.read_text())):
-            call = task.get("ansible.builtin.import_role") or task.get("ansible.builtin.include_role")
-            if isinstance(call, dict) and call.get("name") == "_common":
-                calls.append((str(path.relative_to(ROOT)), call.get("rolespec_validate")))
+    calls = [(str(path.relative_to(ROOT)), call.get("rolespec_validate")) for path, _, call in specs.common_calls(ROOT)]
     assert len(calls) > 50
     assert [c for c in calls if c[1] is not False] == []
 
