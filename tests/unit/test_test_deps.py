@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_TESTS = (ROOT / "scripts" / "run-tests.sh").read_text()
 TEST_DEPS = (ROOT / "scripts" / "test-deps.sh").read_text()
 # Essential (or priority required) in Debian: on every system, nothing to install.
-ESSENTIAL = {"logger": "bsdutils", "runuser": "util-linux"}
+ESSENTIAL = {"logger": "bsdutils", "runuser": "util-linux", "dpkg-query": "dpkg"}
 # Program a test looks for -> the Debian package that provides it.
 PROVIDERS = {
     "nft": "nftables",
