@@ -7,11 +7,12 @@ printed at all.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
 import pytest
-from module_loader import load_file
+from module_loader import ROOT, load_file
 
 packages = load_file("filter_plugins/packages.py", "packages")
 dpkg_missing = packages.dpkg_missing
@@ -51,14 +52,33 @@ def test_bad_input_is_refused(pkgs: object, output: object) -> None:
         dpkg_missing(pkgs, output)
 
 
+def _role_query_formats() -> dict[str, str]:
+    """{task file: the --showformat its dpkg-query task passes}, for every role task file that runs dpkg-query."""
+    formats = {}
+    for path in sorted((ROOT / "roles").glob("*/tasks/*.yml")):
+        match = re.search(r"\['dpkg-query', '--show', '--showformat=(.*?)'\]", path.read_text())
+        if match:
+            # The YAML double-quoted scalar holds "\\n"; Jinja's string literal turns it into a newline.
+            formats[str(path.relative_to(ROOT))] = match.group(1).replace("\\\\n", "\n")
+    return formats
+
+
+def test_every_role_query_prints_what_the_filter_reads() -> None:
+    formats = _role_query_formats()
+    assert len(formats) >= 14, formats  # base, hardening, node_exporter, rsyslog, backup and the service roles
+    assert set(formats.values()) == {"${db:Status-Abbrev} ${Package}\n"}, formats
+
+
 @pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs dpkg-query (Debian)")
 def test_the_query_the_roles_run_on_this_host() -> None:
-    # The roles' argv (roles/*/tasks/install.yml): dpkg itself is installed wherever dpkg-query runs.
+    # The roles' query (above) on this host: dpkg itself is installed wherever dpkg-query runs.
+    showformat = next(iter(_role_query_formats().values()))
     result = subprocess.run(
-        ["dpkg-query", "--show", "--showformat=${db:Status-Abbrev} ${Package}\\n", "dpkg", "no-such-package-here"],
+        ["dpkg-query", "--show", f"--showformat={showformat}", "dpkg", "no-such-package-here"],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 1  # the unknown name; the roles fail only above 1
+    assert result.stdout.startswith("ii  dpkg\n"), result.stdout
     assert dpkg_missing(["dpkg", "no-such-package-here"], result.stdout) == ["no-such-package-here"]
