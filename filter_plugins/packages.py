@@ -20,10 +20,6 @@ except ImportError:  # pragma: no cover - exercised only when ansible is absent
         """Stand-in used when ansible-core is not importable."""
 
 
-# dpkg-query --show --showformat for the query the roles run; dpkg-query(1), "Format strings".
-DPKG_QUERY_FORMAT = "${db:Status-Abbrev} ${Package}\\n"
-
-
 def dpkg_missing(packages: Iterable[Any], query_output: Any) -> list[str]:
     """The entries of ``packages`` that dpkg does not report as installed.
 
