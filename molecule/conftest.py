@@ -1,6 +1,6 @@
-"""pytest hooks shared by every scenario: on a failed test, print the journal of the units the test
-module names in ``JOURNAL_UNITS`` (every failed unit when absent) from the hosts in ``JOURNAL_HOSTS``; and keep
-every secret the tests derived out of each report (``eterna_testinfra.redact``).
+"""pytest hooks shared by every scenario: tests marked ``runs_first`` run first; on a failed test, print the journal
+of the units the test module names in ``JOURNAL_UNITS`` (every failed unit when absent) from the hosts in
+``JOURNAL_HOSTS``; and keep every secret the tests derived out of each report (``eterna_testinfra.redact``).
 """
 
 from __future__ import annotations
@@ -9,6 +9,19 @@ import os
 
 import pytest
 from eterna_testinfra import journal, redact
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "runs_first: run before the scenario's other tests, on the hosts as the converge left them (a test that "
+        "stands in for a Molecule step, e.g. the whole stack's verbose re-run in place of its idempotence step)",
+    )
+
+
+def pytest_collection_modifyitems(items):
+    """Move the tests marked ``runs_first`` to the front, in their collected order (the sort is stable)."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_first") is None)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -7,7 +7,8 @@ removes what it derived),
 ``ansible_env()`` the environment a test runs ansible-playbook with, ``curl(...)`` one HTTP
 request sent from a container, ``patroni_members(hosts)`` Patroni's member list, ``pg_cluster(host)`` the
 PostgreSQL cluster a host runs (its release's version),
-``wait_until(...)`` a bounded poll and ``assert_lynis_report(host, name)`` Lynis's verdict on a host;
+``wait_until(...)`` a bounded poll, ``play_recap(output)`` and ``changed_results(output)`` what a run reports,
+and ``assert_lynis_report(host, name)`` Lynis's verdict on a host;
 ``app_python``, ``tenant_rows``, ``tenant_objects`` and ``tenant_cache_keys`` read what the stores hold of one tenant.
 """
 
@@ -177,6 +178,38 @@ def leak_check_of_verbose_run(playbooks: list[str], master_key: str, log: Path) 
     return subprocess.run(
         [str(ROOT / "scripts" / "leak_check.py"), "--key", master_key, str(log)], capture_output=True, text=True
     )
+
+
+_RECAP_LINE = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$")
+_RESULT_HEADER = re.compile(r"^(TASK|RUNNING HANDLER) \[(.*)\]")
+_CHANGED_RESULT = re.compile(r"^changed: \[([^\]]+)\]")
+
+
+def play_recap(output: str) -> dict[str, dict[str, int]]:
+    """The last PLAY RECAP of ansible-playbook ``output`` (text of a run at any verbosity, without color): per host,
+    its counters as ints, e.g. ``{"stack-ops": {"ok": 263, "changed": 0, ...}}``. Empty when the output has no
+    recap (the run died before it)."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("PLAY RECAP")]
+    recap: dict[str, dict[str, int]] = {}
+    for line in lines[starts[-1] + 1 :] if starts else []:
+        match = _RECAP_LINE.match(line.strip())
+        if not match:
+            break
+        recap[match.group(1)] = {k: int(v) for k, v in (pair.split("=") for pair in match.group(2).split())}
+    return recap
+
+
+def changed_results(output: str) -> list[str]:
+    """Every ``changed`` result of ansible-playbook ``output`` as ``"<host>: <task or handler name>"``, in order: what
+    Molecule's idempotence step lists when a second converge changes something."""
+    header, found = "", []
+    for line in output.splitlines():
+        if match := _RESULT_HEADER.match(line):
+            header = match.group(2)
+        elif match := _CHANGED_RESULT.match(line):
+            found.append(f"{match.group(1)}: {header}")
+    return found
 
 
 def curl(

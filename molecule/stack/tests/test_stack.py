@@ -15,7 +15,16 @@ import time
 from pathlib import Path
 
 import pytest
-from eterna_testinfra import ROOT, ansible_env, curl, leak_check_of_verbose_run, node, secrets
+from eterna_testinfra import (
+    ROOT,
+    ansible_env,
+    changed_results,
+    curl,
+    leak_check_of_verbose_run,
+    node,
+    play_recap,
+    secrets,
+)
 
 JOURNAL_UNITS = ["nginx", "eterna-api", "eterna-worker"]
 JOURNAL_HOSTS = ["stack-edge", "stack-app1"]
@@ -156,11 +165,20 @@ def test_a_pending_migration_is_backed_up_by_pgbackrest_first():
     assert heads.split()[0] in current, (heads, current)
 
 
-def test_no_secret_leaks_in_a_verbose_run():
-    """A -vvv run of the whole site prints no derived secret, signing key, token or hash, nor the master key."""
+@pytest.mark.runs_first
+def test_a_verbose_rerun_of_the_site_changes_nothing_and_prints_no_secret():
+    """The scenario's idempotence step: a second run of the whole site, at -vvv, changes nothing on any host
+    (Molecule's idempotence step is left out of this scenario's sequence: one no-op run of the site instead of two),
+    and its output holds no derived secret, signing key, token or hash, nor the master key."""
     log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "site-vvv.log"
     res = leak_check_of_verbose_run(["site.yml"], _lab_key(), log)
+    output = log.read_text(errors="replace")
+    recap = play_recap(output)
+    assert set(recap) == {"stack-edge", "stack-app1", "stack-app2", "stack-db1", "stack-db2", "stack-data", "stack-ops"}
+    assert not changed_results(output), changed_results(output)
+    assert all(counts["changed"] == 0 for counts in recap.values()), recap
     assert res.returncode == 0, res.stdout
+    assert "secrets searched" in res.stdout
 
 
 def _playbook(name: str) -> subprocess.CompletedProcess:
