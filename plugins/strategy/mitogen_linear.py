@@ -12,22 +12,37 @@ lost them when it exited. :func:`load_plugins_before_forking` loads them once in
 them with its memory. Measured on the lab (README, Performance): the base play's no-op took 25.5-27.3 s before,
 20.2-20.7 s after, and its controller CPU went from 14.1-14.9 s to 9.5 s.
 
+Mitogen also pins its processes to CPUs (``ansible_mitogen/affinity.py``, tuned on a 16-thread machine): the
+connection multiplexer on CPU 0 and, on a machine with 2 or 3 CPUs, the top-level process and every worker together
+on CPU 1. Our controller's work is in those workers, so on a 2-CPU machine a run used one CPU for it while the
+other served the multiplexer. :func:`mitogen_cpu_pinning` keeps Mitogen's pinning only from 4 CPUs on, where it
+gives the top-level process and the workers CPUs of their own (``ETERNA_MITOGEN_CPU_PINNING`` overrides it).
+Measured here, 2 CPUs (README, Performance): 20 tasks of three kinds on the seven lab hosts took 17.9-20.2 s pinned
+and 12.8-15.3 s unpinned.
+
 Turn it off for one run with ``ANSIBLE_STRATEGY=linear`` (Ansible's own setting): nothing else changes,
 because the connections are named ``docker``/``ssh``, which Mitogen redirects to its transports only
 while its strategy is active.
 
 Sources: https://mitogen.networkgenomics.com/ansible_detailed.html (installation, strategy_plugins);
+Mitogen's commits 152effc and bd4b04a (the pinning scheme and its figures: 8 cores, 64 containers);
 ansible-core's ``ansible/plugins/loader.py`` (``Jinja2Loader._ensure_non_collection_wrappers``, ``PluginLoader.all``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import ansible_mitogen.affinity
+from ansible.errors import AnsibleError
 from ansible.plugins.loader import action_loader, filter_loader, lookup_loader, test_loader
 from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule as MitogenLinearStrategy
 
-__all__ = ["StrategyModule", "load_plugins_before_forking"]
+__all__ = ["StrategyModule", "load_plugins_before_forking", "mitogen_cpu_pinning"]
+
+#: Overrides :func:`mitogen_cpu_pinning`'s choice: ``auto`` (the default), ``on`` or ``off``.
+CPU_PINNING_SETTING = "ETERNA_MITOGEN_CPU_PINNING"
 
 _LOADED = False
 
@@ -53,8 +68,43 @@ def load_plugins_before_forking() -> None:
     _LOADED = True
 
 
+def mitogen_cpu_pinning(cpu_count: int, setting: str | None) -> bool:
+    """Whether to keep Mitogen's CPU pinning (its ``FixedPolicy``) for this controller.
+
+    With fewer than 4 CPUs Mitogen reserves CPU 0 for its multiplexer and pins the top-level process and every
+    worker to the rest: on 2 CPUs, all of them to CPU 1. From 4 CPUs on they get CPUs of their own.
+
+    :param cpu_count: the CPUs Mitogen counts (``multiprocessing.cpu_count()``, as its policy does).
+    :param setting: the value of ``ETERNA_MITOGEN_CPU_PINNING``: None, ``""`` or ``auto`` (pin from 4 CPUs on), ``on``
+        (always Mitogen's pinning), ``off`` (never; the kernel schedules every process on any CPU).
+    :returns: True to keep Mitogen's pinning, False to replace it by no pinning.
+    :raises AnsibleError: for any other setting, naming the variable.
+    """
+    choice = (setting or "auto").strip().lower()
+    if choice == "auto":
+        return cpu_count >= 4
+    if choice in ("on", "off"):
+        return choice == "on"
+    raise AnsibleError(f"{CPU_PINNING_SETTING} must be auto, on or off, not {setting!r}")
+
+
+def apply_cpu_pinning_setting() -> None:
+    """Replace Mitogen's CPU pinning by none when :func:`mitogen_cpu_pinning` says so.
+
+    Must run before Mitogen starts its multiplexer (the first play's ``run``): its processes read the policy then.
+
+    :returns: None.
+    :raises AnsibleError: from :func:`mitogen_cpu_pinning` for a bad ``ETERNA_MITOGEN_CPU_PINNING``.
+    """
+    policy = ansible_mitogen.affinity.policy
+    if isinstance(policy, ansible_mitogen.affinity.FixedPolicy) and not mitogen_cpu_pinning(
+        policy.cpu_count, os.environ.get(CPU_PINNING_SETTING)
+    ):
+        ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
+
+
 class StrategyModule(MitogenLinearStrategy):
-    """Mitogen's linear strategy, run after :func:`load_plugins_before_forking`."""
+    """Mitogen's linear strategy, after :func:`apply_cpu_pinning_setting` and :func:`load_plugins_before_forking`."""
 
     def run(self, iterator: Any, play_context: Any) -> Any:
         """Run one play (Ansible calls it once per play).
@@ -62,7 +112,8 @@ class StrategyModule(MitogenLinearStrategy):
         :param iterator: Ansible's PlayIterator of the play.
         :param play_context: Ansible's PlayContext.
         :returns: Ansible's result code of the play (an int, TaskQueueManager.RUN_*).
-        :raises: whatever Mitogen's strategy raises; the preload raises nothing of its own.
+        :raises AnsibleError: for a bad ``ETERNA_MITOGEN_CPU_PINNING``; and whatever Mitogen's strategy raises.
         """
+        apply_cpu_pinning_setting()
         load_plugins_before_forking()
         return super().run(iterator, play_context)
