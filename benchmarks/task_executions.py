@@ -1,8 +1,8 @@
 """Count the task executions of a playbook run by role, from the log of Ansible's default callback.
 
 The controller forks one worker per task and host, whether the task runs or its condition skips it, so the number
-of those executions (not the number of tasks, nor of loop items) is what a no-op run's time follows (README,
-Performance). ``benchmarks/lab_converge.sh`` prints this for its no-op run::
+of those executions (not the number of tasks, nor of loop items) is what a no-op run's time follows
+(docs/performance-converge.md). ``benchmarks/lab_converge.sh`` prints this for its no-op run::
 
     python benchmarks/task_executions.py build/bench/lab_converge.noop.log [N]
 

@@ -9,7 +9,7 @@ Ansible forks a worker process for every task on every host, and a worker loads 
 Jinja filter and test plugins (every file of them, on the first filter a task renders) and the action and lookup
 plugins. The parent process never renders a filter itself, so before this change each worker loaded them again and
 lost them when it exited. :func:`load_plugins_before_forking` loads them once in the parent; every worker inherits
-them with its memory. Measured on the lab (README, Performance): the base play's no-op took 25.5-27.3 s before,
+them with its memory. Measured on the lab (docs/performance-converge.md): the base play's no-op took 25.5-27.3 s before,
 20.2-20.7 s after, and its controller CPU went from 14.1-14.9 s to 9.5 s.
 
 Mitogen also pins its processes to CPUs (``ansible_mitogen/affinity.py``, tuned on a 16-thread machine): the
@@ -17,8 +17,8 @@ connection multiplexer on CPU 0 and, on a machine with 2 or 3 CPUs, the top-leve
 on CPU 1. Our controller's work is in those workers, so on a 2-CPU machine a run used one CPU for it while the
 other served the multiplexer. :func:`mitogen_cpu_pinning` keeps Mitogen's pinning only from 4 CPUs on, where it
 gives the top-level process and the workers CPUs of their own (``ETERNA_MITOGEN_CPU_PINNING`` overrides it).
-Measured here, 2 CPUs (README, Performance): 20 tasks of three kinds on the seven lab hosts took 17.9-20.2 s pinned
-and 12.8-15.3 s unpinned.
+Measured on 2 CPUs (docs/performance-converge.md): 60 tasks (stat, skipped, assert) on the seven lab hosts took
+17.9-20.2 s pinned and 12.8-15.3 s unpinned; the lab's no-op ``site.yml`` 200-212 s pinned and 153-173 s unpinned.
 
 Turn it off for one run with ``ANSIBLE_STRATEGY=linear`` (Ansible's own setting): nothing else changes,
 because the connections are named ``docker``/``ssh``, which Mitogen redirects to its transports only
