@@ -97,9 +97,9 @@ def apply_cpu_pinning_setting() -> None:
     :raises AnsibleError: from :func:`mitogen_cpu_pinning` for a bad ``ETERNA_MITOGEN_CPU_PINNING``.
     """
     policy = ansible_mitogen.affinity.policy
-    if isinstance(policy, ansible_mitogen.affinity.FixedPolicy) and not mitogen_cpu_pinning(
-        policy.cpu_count, os.environ.get(CPU_PINNING_SETTING)
-    ):
+    # Checked on every platform, so a bad value stops the run even where Mitogen pins nothing.
+    keep = mitogen_cpu_pinning(getattr(policy, "cpu_count", os.cpu_count() or 1), os.environ.get(CPU_PINNING_SETTING))
+    if isinstance(policy, ansible_mitogen.affinity.FixedPolicy) and not keep:
         ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
 
 

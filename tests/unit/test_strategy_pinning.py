@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import ansible_mitogen.affinity
 import pytest
 from ansible.errors import AnsibleError
+from module_loader import load_file
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "strategy"))
-import mitogen_linear  # noqa: E402 - the strategy plugin is a file Ansible loads by path, not a package
+# The strategy plugin is a file Ansible loads by path, not a package.
+mitogen_linear = load_file("plugins/strategy/mitogen_linear.py", "mitogen_linear")
 
 
 @pytest.mark.parametrize(
