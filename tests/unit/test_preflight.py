@@ -214,7 +214,11 @@ def test_preflight_covers_every_role() -> None:
         ("patroni.yml", {"patroni_namespace": "eterna ha"}, "patroni_namespace may hold letters"),
         ("objectstore.yml", {"seaweedfs_version": "latest"}, "seaweedfs_version must be a release number"),
         # The two roles whose checks the site preflight records as passed (their plays skip them in a site run).
-        ("backup.yml", {"backup_schedule_drill": "fortnightly"}, "Failed to parse calendar specification 'fortnightly'"),
+        (
+            "backup.yml",
+            {"backup_schedule_drill": "fortnightly"},
+            "Failed to parse calendar specification 'fortnightly'",
+        ),
         ("logging.yml", {"rsyslog_environment": "prod\tx"}, "rsyslog_environment contains control characters (0x09)"),
     ],
 )
