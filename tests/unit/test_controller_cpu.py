@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import resource
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from module_loader import ROOT, load_file
+import pytest
+from module_loader import ROOT, load_file, run_local_playbook
 
 controller_cpu = load_file("plugins/callback/controller_cpu.py", "controller_cpu")
 
@@ -34,7 +32,7 @@ def test_the_line_adds_both_processes() -> None:
     assert match["total"] == "6.8"
 
 
-def test_a_run_reports_the_workers_it_forked(tmp_path: Path) -> None:
+def test_a_run_reports_the_workers_it_forked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real run: each task on each host is a forked worker, so the workers' CPU is above zero.
 
     The tasks compute something (a sorted range) so that the workers' CPU time is measurable at the clock's
@@ -48,25 +46,11 @@ def test_a_run_reports_the_workers_it_forked(tmp_path: Path) -> None:
             for i in range(6)
         )
     )
-    host = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
-    (tmp_path / "hosts").write_text(f"h1 {host}\nh2 {host}\n")
-    env = dict(
-        os.environ,
-        ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "plugins" / "callback"),
-        ANSIBLE_CALLBACKS_ENABLED="controller_cpu",
-        ANSIBLE_STRATEGY="linear",
-        ANSIBLE_NOCOLOR="1",
-    )
+    monkeypatch.setenv("ANSIBLE_CALLBACK_PLUGINS", str(ROOT / "plugins" / "callback"))
+    monkeypatch.setenv("ANSIBLE_CALLBACKS_ENABLED", "controller_cpu")
+    monkeypatch.setenv("ANSIBLE_STRATEGY", "linear")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp_path / "hosts"), str(playbook)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=ROOT,
-    )
+    res = run_local_playbook(tmp_path, playbook, ROOT / "roles")
     spent = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     match = LINE.search(res.stdout)
