@@ -3,7 +3,8 @@
 # `--check --diff` run, with the changed count of each, the task results executed (ok + changed +
 # failed over all hosts), the time per role (ansible.posix.profile_roles), the task executions (task x host) per
 # role and the no-op/cold ratio; and where the CPU went: Ansible's main process and its workers
-# (plugins/callback/controller_cpu.py) and the lab's containers (their cgroups; a 10 s sample at rest comes first).
+# (plugins/callback/controller_cpu.py) and the lab's containers (their cgroups; a 10 s sample of them at rest is taken
+# before the no-op run).
 # Prints figures; asserts nothing.
 #   benchmarks/lab_converge.sh        no-op re-run only when the lab already runs (it is never destroyed)
 #   BENCH_COLD=1 benchmarks/lab_converge.sh    destroy the lab first, then cold converge + no-op re-run
