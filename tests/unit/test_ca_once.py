@@ -7,6 +7,7 @@ store is only compared, never written): three plays include the CA, the third wi
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from module_loader import ROOT, run_local_playbook
@@ -44,3 +45,38 @@ def test_the_ca_is_made_once_per_run_and_pki_directory(tmp_path: Path) -> None:
         assert "BEGIN CERTIFICATE" in (pki / "ca.crt").read_text()
     # Every play still compares each host's trusted copy with the CA (a host of a later play may be new).
     assert len(_results(res.stdout, "TASK [_common : Trust the internal CA on the host]")) == 3
+
+
+def test_a_run_without_the_hosts_ca_is_refused_before_a_new_ca_is_made(tmp_path: Path) -> None:
+    """A second clone (or an emptied PKI directory) must not replace the CA the hosts trust."""
+    trusted = tmp_path / "trusted.crt"  # the hosts' copy (both local hosts read the same file)
+    built, other = tmp_path / "pki-built", tmp_path / "pki-other"
+
+    def run(pki: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        play = tmp_path / f"play-{pki.name}.yml"
+        play.write_text(
+            _play("Issue", pki).replace("eterna_env: lab", f"eterna_env: lab, eterna_ca_trust_file: '{trusted}'")
+        )
+        return run_local_playbook(tmp_path, play, ROOT / "roles", "--check", *extra)
+
+    # A fresh environment: the hosts trust no internal CA yet, so the CA is made.
+    first = run(built)
+    assert first.returncode == 0, first.stdout[-3000:]
+    trusted.write_bytes((built / "ca.crt").read_bytes())
+    # The clone that built it runs again: the same CA, accepted.
+    again = run(built)
+    assert again.returncode == 0, again.stdout[-3000:]
+    # Another clone: no CA in its directory. Refused, naming the hosts and the way out, and nothing is made.
+    refused = run(other)
+    assert refused.returncode != 0
+    assert "These hosts trust another internal CA than" in refused.stdout + refused.stderr
+    assert "(absent: this run would make a new CA): h1, h2." in refused.stdout + refused.stderr
+    assert "eterna_pki_replace_ca=true" in refused.stdout + refused.stderr
+    assert not other.exists()
+    # On purpose: a new CA is made; without the switch, the next run with it is still refused (a different CA).
+    replaced = run(other, "-e", "eterna_pki_replace_ca=true")
+    assert replaced.returncode == 0, replaced.stdout[-3000:]
+    assert (other / "ca.crt").read_bytes() != trusted.read_bytes()
+    differs = run(other)
+    assert differs.returncode != 0
+    assert f"than {other}/ca.crt: h1, h2." in differs.stdout + differs.stderr
